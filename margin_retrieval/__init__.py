@@ -1,0 +1,1 @@
+"""Self-distillation with adaptive relevance margins: the importable core of the workflow."""

@@ -1,0 +1,42 @@
+rule prepare_model:
+    output:
+        directory("results/models/{model}"),
+    params:
+        source=lambda wc: config["models"][wc.model]["source"],
+        pooling=lambda wc: config["models"][wc.model]["pooling"],
+    log:
+        "results/logs/prepare_model/{model}.log",
+    benchmark:
+        "results/benchmarks/prepare_model/{model}.tsv"
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../workflow_scripts/prepare_model.py"
+
+
+rule score_teacher:
+    input:
+        model=lambda wc: f"results/models/{config['teacher']}",
+        triples="results/train_data/triples.tsv",
+        manifest=f"results/data/{TRAIN_COLLECTION}/manifest.json",
+    output:
+        "results/train_data/teacher_scores.tsv",
+    params:
+        spec=DATA_SPECS[TRAIN_COLLECTION],
+        name=TRAIN_COLLECTION,
+        similarity=config["train_data"]["teacher_similarity"],
+        max_query_length=config["training"]["max_query_length"],
+        max_doc_length=config["training"]["max_doc_length"],
+        batch_size=config["retrieval"]["batch_size"],
+        home=ir_home(),
+    threads: workflow.cores
+    resources:
+        gpu=0,
+    log:
+        "results/logs/score_teacher.log",
+    benchmark:
+        "results/benchmarks/score_teacher.tsv"
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../workflow_scripts/score_teacher.py"

@@ -1,0 +1,37 @@
+def teacher_scores_input(wildcards):
+    return (
+        ["results/train_data/teacher_scores.tsv"]
+        if wildcards.objective == "margin_mse"
+        else []
+    )
+
+
+rule train:
+    input:
+        base_model="results/models/{model}",
+        triples="results/train_data/triples.tsv",
+        splits="results/train_data/splits.json",
+        candidates="results/train_data/validation_candidates.tsv",
+        manifest=f"results/data/{TRAIN_COLLECTION}/manifest.json",
+        teacher_scores=teacher_scores_input,
+    output:
+        model=directory(f"results/train/{TRAIN_SPACE.wildcard_pattern}/model"),
+        log=f"results/train/{TRAIN_SPACE.wildcard_pattern}/train_log.jsonl",
+    params:
+        run=lambda wc: run_description(TRAIN_SPACE.instance(wc)),
+        training=training_params(),
+        work_dir=lambda wc, output: str(Path(output.log).parent / "checkpoint"),
+        spec=DATA_SPECS[TRAIN_COLLECTION],
+        name=TRAIN_COLLECTION,
+        home=ir_home(),
+    threads: workflow.cores
+    resources:
+        gpu=0,
+    log:
+        f"results/logs/train/{TRAIN_SPACE.wildcard_pattern}.log",
+    benchmark:
+        f"results/benchmarks/train/{TRAIN_SPACE.wildcard_pattern}.tsv"
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../workflow_scripts/train.py"

@@ -1,0 +1,26 @@
+"""Encode a collection's documents (one shard) or queries with a model directory."""
+
+from pathlib import Path
+
+from margin_retrieval.logs import setup_job_logging
+
+setup_job_logging(snakemake.log[0])
+
+import torch
+
+from margin_retrieval import collections
+from margin_retrieval.corpus_encoding import encode_docs_shard, encode_queries
+from margin_retrieval.encoders import Encoder
+from margin_retrieval.training import resolve_device
+
+torch.set_num_threads(snakemake.threads)
+collections.configure_home(snakemake.params.home)
+dataset = collections.load(snakemake.params.spec, snakemake.wildcards.data)
+device = resolve_device("auto", snakemake.resources.get("gpu", 0) > 0)
+encoder = Encoder.load(Path(snakemake.input.model), device=device)
+p = snakemake.params
+if "scatteritem" in snakemake.wildcards.keys():
+    encode_docs_shard(encoder, dataset, snakemake.wildcards.scatteritem, p.max_length, p.batch_size, p.precision,
+                      p.fp16, Path(snakemake.output[0]))
+else:
+    encode_queries(encoder, dataset, p.max_length, p.batch_size, p.precision, Path(snakemake.output[0]))

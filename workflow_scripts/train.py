@@ -1,0 +1,27 @@
+"""Train one bi-encoder for one row of the experiment grid (resumes from its checkpoint when rerun)."""
+
+from pathlib import Path
+
+from margin_retrieval.logs import setup_job_logging
+
+setup_job_logging(snakemake.log[0])
+
+import torch
+
+from margin_retrieval import collections
+from margin_retrieval.training import Trainer, TrainConfig, load_training_data
+
+torch.set_num_threads(snakemake.threads)
+collections.configure_home(snakemake.params.home)
+dataset = collections.load(snakemake.params.spec, snakemake.params.name)
+run = snakemake.params.run
+data = load_training_data(
+    Path(snakemake.input.triples), Path(snakemake.input.splits), Path(snakemake.input.candidates), run["fraction"],
+    query_text=collections.queries(dataset), qrels=collections.qrels(dataset),
+    doc_lookup=lambda ids: collections.doc_lookup(dataset, ids),
+    teacher_path=Path(snakemake.input.teacher_scores[0]) if snakemake.input.teacher_scores else None,
+)
+trainer = Trainer(Path(snakemake.input.base_model), data, TrainConfig.from_config(snakemake.params.training, run),
+                  Path(snakemake.params.work_dir), gpu_requested=snakemake.resources.get("gpu", 0) > 0)
+trainer.fit()
+trainer.export(Path(snakemake.output.model), Path(snakemake.output.log))
