@@ -6,7 +6,11 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config.yaml"
+# A --configfile replaces the embedded default instead of being merged into it (the paper's config shares no collection
+# or experiment group with it). Combine files explicitly: --configfile config.yaml config/scifact_full.yaml
+if not workflow.overwrite_configfiles:
+
+    configfile: "config.yaml"
 
 
 include: "rules/common.smk"
@@ -22,6 +26,6 @@ report: "report/workflow.rst"
 
 
 rule all:
+    default_target: True
     input:
         all_targets(),
-    default_target: True

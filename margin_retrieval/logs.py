@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 
@@ -16,3 +17,5 @@ def setup_job_logging(path: str) -> None:
         force=True,
     )
     logging.captureWarnings(True)
+    # transformers' load/save progress bars would fill the job logs with carriage-return noise.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")

@@ -16,7 +16,6 @@ import math
 import random
 import shutil
 import time
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -24,7 +23,7 @@ import ir_measures
 import numpy as np
 import torch
 
-from margin_retrieval.encoders import Encoder
+from margin_retrieval.encoders import Encoder, autocast_context  # noqa: F401 (re-exported)
 from margin_retrieval.io import atomic_path
 from margin_retrieval.losses import build_loss
 
@@ -40,6 +39,7 @@ class TrainConfig:
     tau: float | None = None
     error: str = "l2"
     infonce_temperature: float = 0.05
+    margin_mse_similarity: str = "cosine"
     batch_size: int = 32
     learning_rate: float = 5e-5
     weight_decay: float = 1e-6
@@ -92,17 +92,6 @@ def resolve_device(setting: str, gpu_requested: bool) -> torch.device:
     if setting == "cuda" or gpu_requested or (setting == "auto" and cuda):
         return torch.device("cuda")
     return torch.device("cpu")
-
-
-def autocast_context(device: torch.device, precision: str):
-    """bf16 autocast on CPU (1.5-2x faster here), fp16 on CUDA by default, nothing for fp32."""
-    if precision == "fp32":
-        return nullcontext()
-    if precision == "auto":
-        dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
-    else:
-        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-    return torch.autocast(device.type, dtype=dtype)
 
 
 def seed_everything(seed: int) -> None:
@@ -188,7 +177,7 @@ class Trainer:
         self.encoder.model.train()  # HF models load in eval mode: dropout would be silently off
         self.loss = build_loss(
             config.objective, tau=config.tau, in_batch=_in_batch_value(config.in_batch), error=config.error,
-            temperature=config.infonce_temperature,
+            temperature=config.infonce_temperature, similarity=config.margin_mse_similarity,
         )
         if self.loss.needs_teacher and data.teacher_scores is None:
             raise ValueError(f"objective {config.objective!r} needs teacher scores, none were given")
@@ -217,10 +206,14 @@ class Trainer:
     # -- logging and checkpoints ------------------------------------------------------------------------------
     def _log(self, event: str, **values) -> None:
         record = {"event": event, "step": self.state["step"], "triples_seen": self._triples_seen(),
-                  "seconds": round(self.state["seconds"], 3), **values}
+                  "seconds": round(self._elapsed(), 3), **values}
         with open(self.log_path, "a") as handle:
             handle.write(json.dumps(record) + "\n")
         self.state["log_lines"] += 1
+
+    def _elapsed(self) -> float:
+        """Wall-clock seconds of this job, including the runs before a resume."""
+        return self.state["seconds"] + time.perf_counter() - self._clock_start
 
     def _triples_seen(self) -> int:
         per_epoch = math.ceil(len(self.data.triples) / self.config.batch_size)
@@ -233,7 +226,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
-            "state": dict(self.state),
+            "state": {**self.state, "seconds": self._elapsed()},
             "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
                     "cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None},
             "config": asdict(self.config),
@@ -312,24 +305,21 @@ class Trainer:
     def fit(self) -> dict:
         config = self.config
         resumed = self._resume()
+        self._clock_start = time.perf_counter()
         if resumed:
             self._log("resumed", from_step=self.state["step"])
             log.info("resumed from step %d of %d", self.state["step"], self.steps)
         else:
             self._log("start", total_steps=self.steps, triples=len(self.data.triples), device=str(self.device))
-            started = time.perf_counter()
             self._validate_and_maybe_stop()  # step 0: the untrained model is the first candidate
-            self.state["seconds"] += time.perf_counter() - started
             self._save_checkpoint()
         reason = "max_steps"
         while self.state["step"] < self.steps:
-            started = time.perf_counter()
             self._train_step()
             stop = False
             step = self.state["step"]
             if step % config.validate_every == 0 or step == self.steps:
                 stop = self._validate_and_maybe_stop()
-            self.state["seconds"] += time.perf_counter() - started
             if stop:
                 reason = "early_stopping"
                 break
@@ -376,6 +366,9 @@ def load_training_data(triples_path: Path, splits_path: Path, candidates_path: P
     if teacher_path is not None:
         teacher = {(r["qid"], r["pos_id"], r["neg_id"]): (float(r["teacher_pos"]), float(r["teacher_neg"]))
                    for r in read_tsv(teacher_path)}
+    # Validation queries may come from another dataset (TREC DL 2019 for MS MARCO): splits.json carries their texts.
+    query_text = {**query_text, **splits.get("validation_queries", {})}
+    qrels = {**qrels, **splits.get("validation_qrels", {})}
     needed_docs = {d for _, p, n in triples for d in (p, n)} | {d for docs in candidates.values() for d in docs}
     needed_queries = {q for q, _, _ in triples} | set(candidates)
     return TrainingData(

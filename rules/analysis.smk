@@ -2,22 +2,171 @@ rule collect_results:
     input:
         aggregates=eval_files("json"),
     output:
-        "results/tables/results.tsv",
-    params:
-        systems=[
-            {**system_description(system), "collection": collection}
-            for collection in COLLECTIONS
-            for system in all_systems()
-        ],
+        report(
+            "figures/results.tsv",
+            caption="../report/table_results.rst",
+            category="Tables",
+        ),
     log:
         "results/logs/collect_results.log",
     benchmark:
         "results/benchmarks/collect_results.tsv"
     conda:
         "../envs/analysis.yaml"
+    params:
+        systems=systems_with_collection(),
     script:
         "../workflow_scripts/collect_results.py"
 
 
-def all_targets():
-    return ["results/tables/results.tsv"]
+rule tables:
+    input:
+        results="figures/results.tsv",
+        per_query=eval_files("tsv"),
+    output:
+        markdown=report(
+            "figures/main_table.md",
+            caption="../report/table_main.rst",
+            category="Tables",
+        ),
+        latex="figures/main_table.tex",
+        tsv="figures/main_table.tsv",
+    log:
+        "results/logs/tables.log",
+    benchmark:
+        "results/benchmarks/tables.tsv"
+    conda:
+        "../envs/analysis.yaml"
+    params:
+        systems=systems_with_collection(),
+        analysis=config["analysis"],
+    script:
+        "../workflow_scripts/tables.py"
+
+
+rule figure_tau:
+    input:
+        results="figures/results.tsv",
+    output:
+        png=report(
+            "figures/tau.png", caption="../report/figure_tau.rst", category="Figures"
+        ),
+        pdf="figures/tau.pdf",
+    log:
+        "results/logs/figures/tau.log",
+    benchmark:
+        "results/benchmarks/figures/tau.tsv"
+    conda:
+        "../envs/analysis.yaml"
+    params:
+        figure="tau",
+        analysis=config["analysis"],
+    script:
+        "../workflow_scripts/figure.py"
+
+
+rule figure_data_efficiency:
+    input:
+        results="figures/results.tsv",
+    output:
+        png=report(
+            "figures/data_efficiency.png",
+            caption="../report/figure_data_efficiency.rst",
+            category="Figures",
+        ),
+        pdf="figures/data_efficiency.pdf",
+        json="figures/data_efficiency.json",
+    log:
+        "results/logs/figures/data_efficiency.log",
+    benchmark:
+        "results/benchmarks/figures/data_efficiency.tsv"
+    conda:
+        "../envs/analysis.yaml"
+    params:
+        figure="data_efficiency",
+        analysis=config["analysis"],
+        student=STUDENTS[0],
+        teacher=config["teacher"],
+    script:
+        "../workflow_scripts/figure.py"
+
+
+rule figure_from_logs:
+    input:
+        logs=train_logs(),
+    output:
+        png=report(
+            "figures/{figure}.png",
+            caption="../report/figure_from_logs.rst",
+            category="Figures",
+        ),
+        pdf="figures/{figure}.pdf",
+    log:
+        "results/logs/figures/{figure}.log",
+    benchmark:
+        "results/benchmarks/figures/{figure}.tsv"
+    wildcard_constraints:
+        figure="training_curves|targets",
+    conda:
+        "../envs/analysis.yaml"
+    params:
+        figure=lambda wc: wc.figure,
+        runs=run_rows(),
+        analysis=config["analysis"],
+    script:
+        "../workflow_scripts/figure.py"
+
+
+rule figure_speedup:
+    input:
+        logs=train_logs(),
+        teacher_benchmark=teacher_benchmark(),
+    output:
+        png=report(
+            "figures/speedup.png",
+            caption="../report/figure_speedup.rst",
+            category="Figures",
+        ),
+        pdf="figures/speedup.pdf",
+        json="figures/speedup.json",
+        tsv=report(
+            "figures/speedup.tsv",
+            caption="../report/table_speedup.rst",
+            category="Tables",
+        ),
+    log:
+        "results/logs/figures/speedup.log",
+    benchmark:
+        "results/benchmarks/figures/speedup.tsv"
+    conda:
+        "../envs/analysis.yaml"
+    params:
+        figure="speedup",
+        runs=run_rows(),
+        analysis=config["analysis"],
+    script:
+        "../workflow_scripts/figure.py"
+
+
+rule figure_per_query:
+    input:
+        per_query=eval_files("tsv"),
+    output:
+        png=report(
+            "figures/per_query.png",
+            caption="../report/figure_per_query.rst",
+            category="Figures",
+        ),
+        pdf="figures/per_query.pdf",
+    log:
+        "results/logs/figures/per_query.log",
+    benchmark:
+        "results/benchmarks/figures/per_query.tsv"
+    conda:
+        "../envs/analysis.yaml"
+    params:
+        figure="per_query",
+        systems=systems_with_collection(),
+        analysis=config["analysis"],
+    script:
+        "../workflow_scripts/figure.py"

@@ -7,13 +7,18 @@ from snakemake.utils import Paramspace, validate
 validate(config, schema="../schemas/config.schema.yaml")
 
 # Jobs (local, conda or cluster) import the package from this checkout.
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    filter(None, [workflow.basedir, os.environ.get("PYTHONPATH")])
+# (An assignment, not a variable the user must provide, so there is nothing for an envvars directive to assert.)
+os.environ.update(
+    PYTHONPATH=os.pathsep.join(
+        filter(None, [workflow.basedir, os.environ.get("PYTHONPATH")])
+    )
 )
 
 from margin_retrieval.experiments import expand_experiments, run_description
 
-STUDENTS = [config["student"]] if isinstance(config["student"], str) else config["student"]
+STUDENTS = (
+    [config["student"]] if isinstance(config["student"], str) else config["student"]
+)
 RUNS = expand_experiments(config["experiments"], STUDENTS)
 TRAIN_SPACE = Paramspace(RUNS.drop(columns="group"), param_sep="~")
 COLLECTIONS = sorted(config["collections"])
@@ -22,11 +27,11 @@ TRAIN_COLLECTION = "train"
 TRAIN_SPEC_KEYS = ("dataset", "docs", "queries", "qrels", "docs_format")
 DATA_SPECS = {
     TRAIN_COLLECTION: {
-        key: value for key, value in config["train_data"].items() if key in TRAIN_SPEC_KEYS
+        key: value
+        for key, value in config["train_data"].items()
+        if key in TRAIN_SPEC_KEYS
     }
-} | {
-    name: config["collections"][name] for name in COLLECTIONS
-}
+} | {name: config["collections"][name] for name in COLLECTIONS}
 SHARDS = config["retrieval"]["shards"]
 
 
@@ -89,6 +94,11 @@ def system_model_dir(wildcards):
     return f"results/train/{rest}/model"
 
 
+def run_tag(wildcards):
+    """The run tag of a system: its name with every path separator turned into '_', a single TREC token."""
+    return "_".join(wildcards.system.split(os.sep))
+
+
 def system_description(system):
     """Experiment columns of a system, for the results table and the figures."""
     kind, _, rest = system.partition("/")
@@ -107,7 +117,10 @@ def run_rows():
 
 
 def train_logs():
-    return [f"results/train/{pattern}/train_log.jsonl" for pattern in TRAIN_SPACE.instance_patterns]
+    return [
+        f"results/train/{pattern}/train_log.jsonl"
+        for pattern in TRAIN_SPACE.instance_patterns
+    ]
 
 
 def eval_files(suffix):
@@ -120,3 +133,61 @@ def eval_files(suffix):
 
 def training_params():
     return config["training"]
+
+
+def negative_rankings_input(wildcards):
+    """Dense first-stage rankings of the zero-shot student, when negatives or candidates come from it."""
+    sources = {
+        config["train_data"]["negatives"]["source"],
+        config["train_data"]["validation"]["candidates"],
+    }
+    if "student" not in sources:
+        return {}
+    system = f"zeroshot/{STUDENTS[0]}"
+    return {
+        "query_embeddings": f"results/embeddings/{system}/{TRAIN_COLLECTION}/queries.npz",
+        "doc_embeddings": gather.shard(
+            f"results/embeddings/{system}/{TRAIN_COLLECTION}/docs-{{scatteritem}}.npz"
+        ),
+    }
+
+
+def teacher_scores_input(wildcards):
+    return (
+        ["results/train_data/teacher_scores.tsv"]
+        if wildcards.objective == "margin_mse"
+        else []
+    )
+
+
+def systems_with_collection():
+    """Experiment columns of every evaluated system, aligned with ``eval_files``."""
+    return [
+        {**system_description(system), "collection": collection}
+        for collection in COLLECTIONS
+        for system in all_systems()
+    ]
+
+
+def teacher_benchmark():
+    """Teacher scoring is part of Margin-MSE's cost in the speed-up comparison."""
+    has_margin_mse = (RUNS["objective"] == "margin_mse").any()
+    return ["results/benchmarks/score_teacher.tsv"] if has_margin_mse else []
+
+
+FIGURES = [
+    "tau",
+    "data_efficiency",
+    "training_curves",
+    "speedup",
+    "targets",
+    "per_query",
+]
+
+
+def all_targets():
+    return [
+        "figures/results.tsv",
+        "figures/main_table.md",
+        *[f"figures/{figure}.png" for figure in FIGURES],
+    ]

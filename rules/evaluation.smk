@@ -5,17 +5,17 @@ rule evaluate:
     output:
         per_query="results/eval/{collection}/{system}.tsv",
         aggregate="results/eval/{collection}/{system}.json",
-    params:
-        spec=lambda wc: DATA_SPECS[wc.collection],
-        name=lambda wc: wc.collection,
-        measures=lambda wc: config["collections"][wc.collection]["measures"],
-        binarize_at=lambda wc: config["collections"][wc.collection]["binarize_at"],
-        home=ir_home(),
     log:
         "results/logs/evaluate/{collection}/{system}.log",
     benchmark:
         "results/benchmarks/evaluate/{collection}/{system}.tsv"
     conda:
         "../envs/evaluation.yaml"
+    params:
+        spec=lambda wc: DATA_SPECS[wc.collection],
+        name=lambda wc: wc.collection,
+        measures=lambda wc: config["collections"][wc.collection]["measures"],
+        binarize_at=lambda wc: config["collections"][wc.collection]["binarize_at"],
+        home=ir_home(),
     script:
         "../workflow_scripts/evaluate.py"

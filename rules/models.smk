@@ -1,15 +1,15 @@
 rule prepare_model:
     output:
         directory("results/models/{model}"),
-    params:
-        source=lambda wc: config["models"][wc.model]["source"],
-        pooling=lambda wc: config["models"][wc.model]["pooling"],
     log:
         "results/logs/prepare_model/{model}.log",
     benchmark:
         "results/benchmarks/prepare_model/{model}.tsv"
     conda:
         "../envs/torch.yaml"
+    params:
+        source=lambda wc: config["models"][wc.model]["source"],
+        pooling=lambda wc: config["models"][wc.model]["pooling"],
     script:
         "../workflow_scripts/prepare_model.py"
 
@@ -21,6 +21,15 @@ rule score_teacher:
         manifest=f"results/data/{TRAIN_COLLECTION}/manifest.json",
     output:
         "results/train_data/teacher_scores.tsv",
+    log:
+        "results/logs/score_teacher.log",
+    benchmark:
+        "results/benchmarks/score_teacher.tsv"
+    conda:
+        "../envs/torch.yaml"
+    threads: workflow.cores
+    resources:
+        gpu=0,
     params:
         spec=DATA_SPECS[TRAIN_COLLECTION],
         name=TRAIN_COLLECTION,
@@ -28,15 +37,7 @@ rule score_teacher:
         max_query_length=config["training"]["max_query_length"],
         max_doc_length=config["training"]["max_doc_length"],
         batch_size=config["retrieval"]["batch_size"],
+        precision=config["training"]["precision"],
         home=ir_home(),
-    threads: workflow.cores
-    resources:
-        gpu=0,
-    log:
-        "results/logs/score_teacher.log",
-    benchmark:
-        "results/benchmarks/score_teacher.tsv"
-    conda:
-        "../envs/torch.yaml"
     script:
         "../workflow_scripts/score_teacher.py"

@@ -4,6 +4,15 @@ rule encode_docs:
         manifest="results/data/{data}/manifest.json",
     output:
         f"results/embeddings/{{system}}/{{data}}/docs-{{scatteritem}}.npz",
+    log:
+        "results/logs/encode_docs/{system}/{data}/{scatteritem}.log",
+    benchmark:
+        "results/benchmarks/encode_docs/{system}/{data}/{scatteritem}.tsv"
+    conda:
+        "../envs/torch.yaml"
+    threads: workflow.cores
+    resources:
+        gpu=0,
     params:
         spec=lambda wc: DATA_SPECS[wc.data],
         max_length=config["training"]["max_doc_length"],
@@ -11,15 +20,6 @@ rule encode_docs:
         precision=config["training"]["precision"],
         fp16=config["retrieval"]["fp16_embeddings"],
         home=ir_home(),
-    threads: workflow.cores
-    resources:
-        gpu=0,
-    log:
-        "results/logs/encode_docs/{system}/{data}/{scatteritem}.log",
-    benchmark:
-        "results/benchmarks/encode_docs/{system}/{data}/{scatteritem}.tsv"
-    conda:
-        "../envs/torch.yaml"
     script:
         "../workflow_scripts/encode.py"
 
@@ -30,6 +30,15 @@ rule encode_queries:
         manifest="results/data/{data}/manifest.json",
     output:
         "results/embeddings/{system}/{data}/queries.npz",
+    log:
+        "results/logs/encode_queries/{system}/{data}.log",
+    benchmark:
+        "results/benchmarks/encode_queries/{system}/{data}.tsv"
+    conda:
+        "../envs/torch.yaml"
+    threads: workflow.cores
+    resources:
+        gpu=0,
     params:
         spec=lambda wc: DATA_SPECS[wc.data],
         max_length=config["training"]["max_query_length"],
@@ -37,15 +46,6 @@ rule encode_queries:
         precision=config["training"]["precision"],
         fp16=False,
         home=ir_home(),
-    threads: workflow.cores
-    resources:
-        gpu=0,
-    log:
-        "results/logs/encode_queries/{system}/{data}.log",
-    benchmark:
-        "results/benchmarks/encode_queries/{system}/{data}.tsv"
-    conda:
-        "../envs/torch.yaml"
     script:
         "../workflow_scripts/encode.py"
 
@@ -56,34 +56,36 @@ rule search:
         docs="results/embeddings/{system}/{collection}/docs-{scatteritem}.npz",
     output:
         "results/search/{system}/{collection}/topk-{scatteritem}.npz",
-    params:
-        depth=config["retrieval"]["depth"],
-        index=config["retrieval"]["index"],
-    threads: workflow.cores
     log:
         "results/logs/search/{system}/{collection}/{scatteritem}.log",
     benchmark:
         "results/benchmarks/search/{system}/{collection}/{scatteritem}.tsv"
     conda:
         "../envs/retrieval.yaml"
+    threads: workflow.cores
+    params:
+        depth=config["retrieval"]["depth"],
+        index=config["retrieval"]["index"],
     script:
         "../workflow_scripts/search.py"
 
 
 rule write_run:
     input:
-        topk=gather.shard("results/search/{{system}}/{{collection}}/topk-{scatteritem}.npz"),
+        topk=gather.shard(
+            "results/search/{{system}}/{{collection}}/topk-{scatteritem}.npz"
+        ),
         queries="results/embeddings/{system}/{collection}/queries.npz",
     output:
         "results/runs/{collection}/{system}.trec",
-    params:
-        depth=config["retrieval"]["depth"],
-        tag=lambda wc: wc.system.replace("/", "_"),
     log:
         "results/logs/write_run/{collection}/{system}.log",
     benchmark:
         "results/benchmarks/write_run/{collection}/{system}.tsv"
     conda:
         "../envs/retrieval.yaml"
+    params:
+        depth=config["retrieval"]["depth"],
+        tag=run_tag,
     script:
         "../workflow_scripts/write_run.py"

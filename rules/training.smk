@@ -1,11 +1,3 @@
-def teacher_scores_input(wildcards):
-    return (
-        ["results/train_data/teacher_scores.tsv"]
-        if wildcards.objective == "margin_mse"
-        else []
-    )
-
-
 rule train:
     input:
         base_model="results/models/{model}",
@@ -17,6 +9,15 @@ rule train:
     output:
         model=directory(f"results/train/{TRAIN_SPACE.wildcard_pattern}/model"),
         log=f"results/train/{TRAIN_SPACE.wildcard_pattern}/train_log.jsonl",
+    log:
+        f"results/logs/train/{TRAIN_SPACE.wildcard_pattern}.log",
+    benchmark:
+        f"results/benchmarks/train/{TRAIN_SPACE.wildcard_pattern}.tsv"
+    conda:
+        "../envs/torch.yaml"
+    threads: workflow.cores
+    resources:
+        gpu=0,
     params:
         run=lambda wc: run_description(TRAIN_SPACE.instance(wc)),
         training=training_params(),
@@ -24,14 +25,5 @@ rule train:
         spec=DATA_SPECS[TRAIN_COLLECTION],
         name=TRAIN_COLLECTION,
         home=ir_home(),
-    threads: workflow.cores
-    resources:
-        gpu=0,
-    log:
-        f"results/logs/train/{TRAIN_SPACE.wildcard_pattern}.log",
-    benchmark:
-        f"results/benchmarks/train/{TRAIN_SPACE.wildcard_pattern}.tsv"
-    conda:
-        "../envs/torch.yaml"
     script:
         "../workflow_scripts/train.py"

@@ -1,0 +1,177 @@
+"""Training objectives on pooled bi-encoder embeddings q, p, n of shape [B, d] (not normalised).
+
+Notation (docs/method, section 1): s(x, y) is the cosine similarity, r(p, n) = s(p, n) / 2 + 0.5 lies in [0, 1],
+E is the error function applied to x = margin - target, and every loss is the mean over all its elements.
+The margin losses reproduce the original ``MarginLoss`` of webis-de/adaptive-relevance-margin-loss, including its
+in-batch broadcasting; the textbook in-batch form is a separate, explicitly named option.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+OBJECTIVES = ("static", "adaptive", "distributed", "margin_mse", "infonce")
+IN_BATCH = (False, True, "textbook")
+ERRORS: dict[str, Callable[[Tensor], Tensor]] = {
+    "l1": torch.abs,
+    "l2": torch.square,
+    "soft": lambda x: F.softplus(-x),  # log(1 + exp(-x)), numerically stable
+}
+
+
+class LossOutput(NamedTuple):
+    loss: Tensor  # scalar
+    targets: Tensor | None  # the margin targets used (logged during training); None for target-free objectives
+
+
+def pair_cosine(x: Tensor, y: Tensor) -> Tensor:
+    """s(x_i, y_i), shape [B]."""
+    return (F.normalize(x, dim=-1) * F.normalize(y, dim=-1)).sum(-1)
+
+
+def matrix_cosine(x: Tensor, y: Tensor) -> Tensor:
+    """S_ij = s(x_i, y_j), shape [B, B]."""
+    return F.normalize(x, dim=-1) @ F.normalize(y, dim=-1).T
+
+
+class MarginLoss(nn.Module):
+    """mean E(margin - target); subclasses define the target.
+
+    in_batch=False:      m_i  = s(q_i, p_i) - s(q_i, n_i)                       shape [B]
+    in_batch=True:       M_ij = s(q_j, p_j) - s(q_i, n_j)                       shape [B, B]
+        (the original ``pos.diag() - neg`` broadcasts the positive term along the column index j)
+    in_batch="textbook": M_ij = s(q_i, p_i) - s(q_i, n_j)                       shape [B, B]
+        (deviation from the original code: every query compared with its own positive)
+    """
+
+    needs_teacher = False
+
+    def __init__(self, error: str = "l2", in_batch: bool | str = False):
+        super().__init__()
+        if error not in ERRORS:
+            raise ValueError(f"unknown error function {error!r}; allowed: {sorted(ERRORS)}")
+        if not (in_batch is True or in_batch is False or in_batch == "textbook"):
+            raise ValueError(f"in_batch must be one of {IN_BATCH}, got {in_batch!r}")
+        self.error_name, self.error, self.in_batch = error, ERRORS[error], in_batch
+
+    def margins(self, q: Tensor, p: Tensor, n: Tensor) -> Tensor:
+        if self.in_batch is False:
+            return pair_cosine(q, p) - pair_cosine(q, n)
+        s_qn = matrix_cosine(q, n)  # [i, j] = s(q_i, n_j)
+        s_qp = pair_cosine(q, p)
+        return s_qp - s_qn if self.in_batch is True else s_qp[:, None] - s_qn
+
+    def targets(self, p: Tensor, n: Tensor, margins: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def forward(self, q: Tensor, p: Tensor, n: Tensor, teacher_pos: Tensor | None = None,
+                teacher_neg: Tensor | None = None) -> LossOutput:
+        margins = self.margins(q, p, n)
+        targets = self.targets(p, n, margins)  # not detached: the original lets gradients flow through r(p, n)
+        return LossOutput(self.error(margins - targets).mean(), targets)
+
+
+class StaticMarginLoss(MarginLoss):
+    """Parametrized baseline: mean E(m - tau) with a constant margin tau (in-batch: mean_ij E(M_ij - tau))."""
+
+    def __init__(self, tau: float, error: str = "l2", in_batch: bool | str = False):
+        super().__init__(error, in_batch)
+        if tau is None:
+            raise ValueError("the static margin objective needs a margin tau")
+        self.tau = float(tau)  # the original configs write `target: 1` (an int)
+
+    def targets(self, p: Tensor, n: Tensor, margins: Tensor) -> Tensor:
+        return torch.full_like(margins, self.tau)
+
+
+class AdaptiveMarginLoss(MarginLoss):
+    """Self-distilled target t_i = r(p_i, n_i): mean_i E(m_i - t_i); in-batch T_ij = r(p_i, n_j), mean_ij E(M_ij - T_ij)."""
+
+    def targets(self, p: Tensor, n: Tensor, margins: Tensor) -> Tensor:
+        s_pn = pair_cosine(p, n) if self.in_batch is False else matrix_cosine(p, n)
+        return s_pn / 2 + 0.5
+
+
+class DistributedMarginLoss(MarginLoss):
+    """T_ij = r(p_i, n_j) (B x B): mean_ij E(m_j - T_ij), the per-triple margin m broadcast along the column j."""
+
+    def __init__(self, error: str = "l2", in_batch: bool | str = False):
+        if in_batch is not False:
+            raise ValueError("the distributed margin objective cannot be combined with in-batch margins")
+        super().__init__(error, in_batch)
+
+    def targets(self, p: Tensor, n: Tensor, margins: Tensor) -> Tensor:
+        return matrix_cosine(p, n) / 2 + 0.5
+
+
+class MarginMSELoss(nn.Module):
+    """Teacher distillation (Hofstaetter et al. 2020): mean_i [(S(q_i,p_i) - S(q_i,n_i)) - (T_pos_i - T_neg_i)]^2.
+
+    The student score S is the dot product of the raw embeddings (as in Margin-MSE) or, optionally, the cosine.
+    """
+
+    needs_teacher = True
+
+    def __init__(self, similarity: str = "dot"):
+        super().__init__()
+        if similarity not in ("dot", "cosine"):
+            raise ValueError(f"unknown similarity {similarity!r}; allowed: ['cosine', 'dot']")
+        self.similarity = similarity
+
+    def score(self, x: Tensor, y: Tensor) -> Tensor:
+        return (x * y).sum(-1) if self.similarity == "dot" else pair_cosine(x, y)
+
+    def forward(self, q: Tensor, p: Tensor, n: Tensor, teacher_pos: Tensor | None = None,
+                teacher_neg: Tensor | None = None) -> LossOutput:
+        if teacher_pos is None or teacher_neg is None:
+            raise ValueError("margin_mse needs teacher scores: pass teacher_pos and teacher_neg")
+        for name, t in (("teacher_pos", teacher_pos), ("teacher_neg", teacher_neg)):
+            if t.shape != (q.shape[0],):  # a [B, 1] tensor would silently broadcast to [B, B]
+                raise ValueError(f"{name} must have shape ({q.shape[0]},), got {tuple(t.shape)}")
+        student = self.score(q, p) - self.score(q, n)
+        teacher = (teacher_pos - teacher_neg).to(student.dtype)
+        return LossOutput(F.mse_loss(student, teacher), None)
+
+
+class InfoNCELoss(nn.Module):
+    """In-batch cross-entropy (sentence-transformers MultipleNegativesRankingLoss).
+
+    logits_i = [s(q_i, p_j) for all j] ++ [s(q_i, n_j) for all j], divided by the temperature; label i;
+    loss = mean_i -log softmax(logits_i)_i.
+    """
+
+    needs_teacher = False
+
+    def __init__(self, temperature: float = 0.05):
+        super().__init__()
+        if temperature <= 0:
+            raise ValueError(f"temperature must be positive, got {temperature}")
+        self.temperature = float(temperature)
+
+    def forward(self, q: Tensor, p: Tensor, n: Tensor, teacher_pos: Tensor | None = None,
+                teacher_neg: Tensor | None = None) -> LossOutput:
+        logits = torch.cat([matrix_cosine(q, p), matrix_cosine(q, n)], dim=1) / self.temperature
+        labels = torch.arange(q.shape[0], device=q.device)
+        return LossOutput(F.cross_entropy(logits, labels), None)
+
+
+def build_loss(objective: str, tau: float | None = None, in_batch: bool | str = False, error: str = "l2",
+               temperature: float = 0.05, similarity: str = "dot") -> nn.Module:
+    """The loss module for one objective; arguments that do not apply to it are ignored (in_batch must be False)."""
+    if objective not in OBJECTIVES:
+        raise ValueError(f"unknown objective {objective!r}; allowed: {list(OBJECTIVES)}")
+    if objective == "static":
+        return StaticMarginLoss(tau, error=error, in_batch=in_batch)
+    if objective == "adaptive":
+        return AdaptiveMarginLoss(error=error, in_batch=in_batch)
+    if objective == "distributed":
+        return DistributedMarginLoss(error=error, in_batch=in_batch)
+    if in_batch is not False:
+        raise ValueError(f"in_batch={in_batch!r} applies to the margin objectives only, not to {objective!r}")
+    if objective == "margin_mse":
+        return MarginMSELoss(similarity=similarity)
+    return InfoNCELoss(temperature=temperature)

