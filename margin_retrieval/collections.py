@@ -310,6 +310,11 @@ def materialize(dataset) -> dict[str, int]:
     store = dataset.docs_store()
     if hasattr(store, "build"):
         store.build()
+    # Training pairs (MS MARCO docpairs) and candidate lists (TREC DL scoreddocs) are downloaded here too, so that
+    # later jobs on offline compute nodes find them in the cache.
+    for part in ("docpairs", "scoreddocs"):
+        if getattr(dataset, f"has_{part}")():
+            next(iter(getattr(dataset, f"{part}_iter")()), None)
     return {"docs": doc_count(dataset), "queries": n_queries, "qrels": n_qrels}
 
 

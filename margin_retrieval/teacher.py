@@ -49,3 +49,28 @@ def score_triples(encoder: Encoder, triples: Iterable[tuple[str, str, str]], que
     pos = np.einsum("ij,ij->i", queries, doc_emb[p_index].astype(np.float64))
     neg = np.einsum("ij,ij->i", queries, doc_emb[n_index].astype(np.float64))
     return [(q, p, n, float(sp), float(sn)) for (q, p, n), sp, sn in zip(triples, pos, neg)]
+
+
+def scores_from_file(path, triples: Iterable[tuple[str, str, str]]) -> list[tuple[str, str, str, float, float]]:
+    """Published teacher scores for our triples, e.g. Hofstaetter et al.'s ensemble scores for MS MARCO (Zenodo
+    4068216, the source of ``msmarco-passage/train/kd-docpairs``): lines ``score_pos score_neg qid pos_id neg_id``.
+
+    Streams the file once and keeps only the wanted triples; a triple without a score is an error, because
+    Margin-MSE without its target would silently train on a subset.
+    """
+    triples = [tuple(t) for t in triples]
+    wanted = set(triples)
+    found: dict[tuple[str, str, str], tuple[float, float]] = {}
+    with open(path) as handle:
+        for number, line in enumerate(handle, start=1):
+            fields = line.split()
+            if len(fields) != 5:
+                raise ValueError(f"{path}:{number}: expected 'score_pos score_neg qid pos_id neg_id', got {line!r}")
+            key = (fields[2], fields[3], fields[4])
+            if key in wanted:
+                found[key] = (float(fields[0]), float(fields[1]))
+    missing = [t for t in triples if t not in found]
+    if missing:
+        raise ValueError(f"{path} has no teacher score for {len(missing)} of {len(triples)} training triples, "
+                         f"e.g. {missing[:3]}")
+    return [(*t, *found[t]) for t in triples]

@@ -2,6 +2,7 @@ import os
 import re
 from pathlib import Path
 
+import ir_datasets
 from snakemake.utils import Paramspace, validate
 
 validate(config, schema="../schemas/config.schema.yaml")
@@ -32,7 +33,37 @@ DATA_SPECS = {
         if key in TRAIN_SPEC_KEYS
     }
 } | {name: config["collections"][name] for name in COLLECTIONS}
+# A separate validation dataset (TREC DL 2019 for MS MARCO) is downloaded by the download rule like any collection.
+VALIDATION_COLLECTION = "validation"
+if config["train_data"]["validation"]["dataset"]:
+    DATA_SPECS[VALIDATION_COLLECTION] = {
+        "dataset": config["train_data"]["validation"]["dataset"]
+    }
 SHARDS = config["retrieval"]["shards"]
+
+
+def corpus_of(name):
+    """The document corpus behind a data name: collections that share their documents (TREC DL 2019, 2020 and MS
+    MARCO dev share 8.8M passages; SciFact train and test share 5,183 abstracts) share one corpus encoding.
+    """
+    spec = DATA_SPECS[name]
+    if "dataset" not in spec:
+        return name  # local files: a corpus of its own
+    try:
+        parent = ir_datasets.docs_parent_id(spec["dataset"])
+    except KeyError:
+        raise ValueError(
+            f"config: {name!r}: {spec['dataset']!r} is not an ir_datasets id "
+            "(see https://ir-datasets.com for the catalogue, or give local docs/queries/qrels files)"
+        ) from None
+    return "--".join(parent.split(os.sep))  # a path-free name for the {corpus} wildcard
+
+
+CORPUS_OF = {name: corpus_of(name) for name in DATA_SPECS}
+# The data name whose download provides each corpus (its manifest is what the encoder waits for).
+CORPUS_SOURCE = {}
+for _name, _corpus in CORPUS_OF.items():
+    CORPUS_SOURCE.setdefault(_corpus, _name)
 
 
 def check_config():
@@ -42,12 +73,16 @@ def check_config():
             raise ValueError(
                 f"config: model {key!r} (student/teacher/zeroshot) is not defined under 'models'"
             )
-    if (RUNS["objective"] == "margin_mse").any() and not config["teacher"]:
+    if (RUNS["objective"] == "margin_mse").any() and not (
+        config["teacher"] or config["train_data"]["teacher_scores_file"]
+    ):
         raise ValueError(
-            "config: 'teacher' must name a model because a margin_mse run is configured"
+            "config: 'teacher' must name a model (or train_data.teacher_scores_file give published scores) "
+            "because a margin_mse run is configured"
         )
-    if TRAIN_COLLECTION in config["collections"]:
-        raise ValueError(f"config: collection name {TRAIN_COLLECTION!r} is reserved")
+    for reserved in (TRAIN_COLLECTION, VALIDATION_COLLECTION):
+        if reserved in config["collections"]:
+            raise ValueError(f"config: collection name {reserved!r} is reserved")
     for name in config["collections"]:
         if not name.replace("-", "").replace("_", "").isalnum():
             raise ValueError(
@@ -61,6 +96,7 @@ check_config()
 wildcard_constraints:
     collection="|".join(map(re.escape, COLLECTIONS)) if COLLECTIONS else "^$",
     data="[A-Za-z0-9_-]+",
+    corpus="|".join(map(re.escape, CORPUS_SOURCE)),
     model="|".join(map(re.escape, config["models"])),
     system="zeroshot/[^/]+|trained/.+",
     scatteritem=r"\d+-of-\d+",
@@ -92,6 +128,12 @@ def system_model_dir(wildcards):
     if kind == "zeroshot":
         return f"results/models/{rest}"
     return f"results/train/{rest}/model"
+
+
+def corpus_shard(wildcards):
+    """The encoded document shard that a collection's search reads."""
+    corpus = CORPUS_OF[wildcards.collection]
+    return f"results/embeddings/{wildcards.system}/corpus/{corpus}/docs-{wildcards.scatteritem}.npz"
 
 
 def run_tag(wildcards):
@@ -135,21 +177,34 @@ def training_params():
     return config["training"]
 
 
-def negative_rankings_input(wildcards):
-    """Dense first-stage rankings of the zero-shot student, when negatives or candidates come from it."""
+def training_data_input(wildcards):
+    """The training collection's manifest, a separate validation dataset's, and dense rankings if negatives or
+    validation candidates come from the zero-shot student."""
+    inputs = {"manifest": f"results/data/{TRAIN_COLLECTION}/manifest.json"}
+    if VALIDATION_COLLECTION in DATA_SPECS:
+        inputs["validation_manifest"] = (
+            f"results/data/{VALIDATION_COLLECTION}/manifest.json"
+        )
     sources = {
         config["train_data"]["negatives"]["source"],
         config["train_data"]["validation"]["candidates"],
     }
     if "student" not in sources:
-        return {}
+        return inputs
     system = f"zeroshot/{STUDENTS[0]}"
-    return {
+    return inputs | {
         "query_embeddings": f"results/embeddings/{system}/{TRAIN_COLLECTION}/queries.npz",
         "doc_embeddings": gather.shard(
-            f"results/embeddings/{system}/{TRAIN_COLLECTION}/docs-{{scatteritem}}.npz"
+            f"results/embeddings/{system}/corpus/{CORPUS_OF[TRAIN_COLLECTION]}/docs-{{scatteritem}}.npz"
         ),
     }
+
+
+def teacher_model_input(wildcards):
+    """The teacher model, unless published teacher scores are read from a file."""
+    if config["train_data"]["teacher_scores_file"]:
+        return []
+    return f"results/models/{config['teacher']}"
 
 
 def teacher_scores_input(wildcards):

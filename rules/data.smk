@@ -19,8 +19,7 @@ rule download:
 
 rule training_data:
     input:
-        unpack(negative_rankings_input),
-        manifest=f"results/data/{TRAIN_COLLECTION}/manifest.json",
+        unpack(training_data_input),
     output:
         splits="results/train_data/splits.json",
         triples="results/train_data/triples.tsv",

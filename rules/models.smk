@@ -16,7 +16,7 @@ rule prepare_model:
 
 rule score_teacher:
     input:
-        model=lambda wc: f"results/models/{config['teacher']}",
+        model=teacher_model_input,
         triples="results/train_data/triples.tsv",
         manifest=f"results/data/{TRAIN_COLLECTION}/manifest.json",
     output:
@@ -34,6 +34,7 @@ rule score_teacher:
         spec=DATA_SPECS[TRAIN_COLLECTION],
         name=TRAIN_COLLECTION,
         similarity=config["train_data"]["teacher_similarity"],
+        scores_file=config["train_data"]["teacher_scores_file"],
         max_query_length=config["training"]["max_query_length"],
         max_doc_length=config["training"]["max_doc_length"],
         batch_size=config["retrieval"]["batch_size"],

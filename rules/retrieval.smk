@@ -1,20 +1,21 @@
 rule encode_docs:
     input:
         model=system_model_dir,
-        manifest="results/data/{data}/manifest.json",
+        manifest=lambda wc: f"results/data/{CORPUS_SOURCE[wc.corpus]}/manifest.json",
     output:
-        f"results/embeddings/{{system}}/{{data}}/docs-{{scatteritem}}.npz",
+        "results/embeddings/{system}/corpus/{corpus}/docs-{scatteritem}.npz",
     log:
-        "results/logs/encode_docs/{system}/{data}/{scatteritem}.log",
+        "results/logs/encode_docs/{system}/{corpus}/{scatteritem}.log",
     benchmark:
-        "results/benchmarks/encode_docs/{system}/{data}/{scatteritem}.tsv"
+        "results/benchmarks/encode_docs/{system}/{corpus}/{scatteritem}.tsv"
     conda:
         "../envs/torch.yaml"
     threads: workflow.cores
     resources:
         gpu=0,
     params:
-        spec=lambda wc: DATA_SPECS[wc.data],
+        spec=lambda wc: DATA_SPECS[CORPUS_SOURCE[wc.corpus]],
+        name=lambda wc: CORPUS_SOURCE[wc.corpus],
         max_length=config["training"]["max_doc_length"],
         batch_size=config["retrieval"]["batch_size"],
         precision=config["training"]["precision"],
@@ -41,6 +42,7 @@ rule encode_queries:
         gpu=0,
     params:
         spec=lambda wc: DATA_SPECS[wc.data],
+        name=lambda wc: wc.data,
         max_length=config["training"]["max_query_length"],
         batch_size=config["retrieval"]["batch_size"],
         precision=config["training"]["precision"],
@@ -53,7 +55,7 @@ rule encode_queries:
 rule search:
     input:
         queries="results/embeddings/{system}/{collection}/queries.npz",
-        docs="results/embeddings/{system}/{collection}/docs-{scatteritem}.npz",
+        docs=corpus_shard,
     output:
         "results/search/{system}/{collection}/topk-{scatteritem}.npz",
     log:

@@ -253,3 +253,14 @@ def test_teacher_scores_cosine_and_dot_by_hand(encoder, monkeypatch):
         score_triples(encoder, triples, queries, docs, 8, 12, 2, similarity="l2")
     with pytest.raises(KeyError, match="1 documents"):
         score_triples(encoder, triples, queries, {"d1": "cell", "d2": "heart"}, 8, 12, 2)
+
+
+def test_published_teacher_scores_are_joined_to_the_triples(tmp_path):
+    from margin_retrieval.teacher import scores_from_file
+
+    path = tmp_path / "scores.tsv"
+    path.write_text("3.5\t-1.0\tq1\tp1\tn1\n9.0\t8.0\tq9\tp9\tn9\n2.0\t0.5\tq2\tp2\tn2\n")
+    rows = scores_from_file(path, [("q2", "p2", "n2"), ("q1", "p1", "n1")])
+    assert rows == [("q2", "p2", "n2", 2.0, 0.5), ("q1", "p1", "n1", 3.5, -1.0)]
+    with pytest.raises(ValueError, match="no teacher score for 1 of 2"):
+        scores_from_file(path, [("q1", "p1", "n1"), ("q3", "p3", "n3")])

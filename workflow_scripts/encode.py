@@ -15,7 +15,7 @@ from margin_retrieval.training import resolve_device
 
 torch.set_num_threads(snakemake.threads)
 collections.configure_home(snakemake.params.home)
-dataset = collections.load(snakemake.params.spec, snakemake.wildcards.data)
+dataset = collections.load(snakemake.params.spec, snakemake.params.name)
 device = resolve_device("auto", snakemake.resources.get("gpu", 0) > 0)
 encoder = Encoder.load(Path(snakemake.input.model), device=device)
 p = snakemake.params

@@ -11,18 +11,21 @@ import torch
 from margin_retrieval import collections
 from margin_retrieval.encoders import Encoder
 from margin_retrieval.io import read_tsv, write_tsv
-from margin_retrieval.teacher import HEADER, score_triples
+from margin_retrieval.teacher import HEADER, score_triples, scores_from_file
 from margin_retrieval.training import resolve_device
 
 torch.set_num_threads(snakemake.threads)
 p = snakemake.params
-collections.configure_home(p.home)
-dataset = collections.load(p.spec, p.name)
 triples = [(r["qid"], r["pos_id"], r["neg_id"]) for r in read_tsv(snakemake.input.triples)]
-query_text = collections.queries(dataset)
-doc_text = collections.doc_lookup(dataset, sorted({d for _, pos, neg in triples for d in (pos, neg)}))
-device = resolve_device("auto", snakemake.resources.get("gpu", 0) > 0)
-encoder = Encoder.load(Path(snakemake.input.model), device=device)
-rows = score_triples(encoder, triples, query_text, doc_text, p.max_query_length, p.max_doc_length, p.batch_size,
-                     similarity=p.similarity, precision=p.precision)
+if p.scores_file:
+    rows = scores_from_file(p.scores_file, triples)
+else:
+    collections.configure_home(p.home)
+    dataset = collections.load(p.spec, p.name)
+    query_text = collections.queries(dataset)
+    doc_text = collections.doc_lookup(dataset, sorted({d for _, pos, neg in triples for d in (pos, neg)}))
+    device = resolve_device("auto", snakemake.resources.get("gpu", 0) > 0)
+    encoder = Encoder.load(Path(snakemake.input.model), device=device)
+    rows = score_triples(encoder, triples, query_text, doc_text, p.max_query_length, p.max_doc_length, p.batch_size,
+                         similarity=p.similarity, precision=p.precision)
 write_tsv(snakemake.output[0], HEADER, rows)
