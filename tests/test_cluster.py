@@ -106,15 +106,17 @@ def expected_jobs(config: dict) -> dict[str, int]:
     margin_mse = bool((runs["objective"] == "margin_mse").any())
     systems = len(config.get("zeroshot", [])) + len(runs)
     collections = len(config["collections"])
+    corpora = 1  # TREC DL 2019, 2020 and MS MARCO dev share the 8.8M passages: one corpus encoding per system
+    validation = int(bool(config["train_data"]["validation"]["dataset"]))
     shards = config["retrieval"]["shards"]
-    models = set(students) | set(config.get("zeroshot", [])) | ({config["teacher"]} if margin_mse else set())
+    models = set(students) | set(config.get("zeroshot", [])) | ({config["teacher"]} if margin_mse and config["teacher"] else set())
     return {
-        "download": collections + 1,
+        "download": collections + 1 + validation,
         "prepare_model": len(models),
         "training_data": 1,
         "score_teacher": int(margin_mse),
         "train": len(runs),
-        "encode_docs": systems * collections * shards,
+        "encode_docs": systems * corpora * shards,
         "encode_queries": systems * collections,
         "search": systems * collections * shards,
         "write_run": systems * collections,
@@ -153,8 +155,8 @@ def test_paper_config_dry_run_job_counts(tmp_path):
     # Hand-computed, so that a silent change of the grid shows: exp1 10 tau x 2 in-batch x 3 models = 60,
     # exp2 2 x 3 = 6, exp3 3, exp4 adds Margin-MSE x 3, data efficiency adds 3 x 3 fractions below 1.
     assert counts["train"] == 81
-    assert counts["encode_docs"] == 81 * 3 * 2  # 7,776 with the configured 32 shards
-    assert counts["download"] == 4  # train + 3 collections: the SciFact default was replaced, not merged
+    assert counts["encode_docs"] == 81 * 2  # one shared MS MARCO corpus: 2,592 with 32 shards
+    assert counts["download"] == 5  # train, validation, 3 collections: the SciFact default was replaced, not merged
 
 
 # --- SLURM submission with fake SLURM commands -----------------------------------------------------------------------
