@@ -136,7 +136,7 @@ def test_paper_config_is_complete_and_valid():
 
 
 def test_paper_config_dry_run_job_counts(tmp_path):
-    """The full DAG (32 shards: 16k jobs) takes ~40 s to build; 2 shards keep the same structure in ~7 s."""
+    """The full DAG (32 shards: 11k jobs) takes ~40 s to build; 2 shards keep the same structure in ~7 s."""
     config = yaml.safe_load(PAPER.read_text())
     assert config["retrieval"]["shards"] == 32
     override = tmp_path / "shards.yaml"
