@@ -287,31 +287,28 @@ def make_training_data(dataset, train_data: dict, outputs: dict[str, str | Path]
     else:
         validation, val_text, val_qrels, candidate_rows = None, None, None, None
 
+    def order(qids):
+        """(validation, train_order): a separate validation set stays; otherwise it is held out from ``qids``."""
+        if separate:
+            return validation, seeded_order(qids, seed)
+        split = split_queries(qids, n_validation, seed)
+        return split["validation"], split["train_order"]
+
     stats: dict = {"seed": seed}
     if docpairs:
         per_query = int(docpairs.get("per_query", 128))
         triples = docpair_triples(_Docpairs(dataset), per_query, bool(docpairs.get("drop_incomplete", True)),
                                   docpairs.get("max_queries"))
-        pair_queries = ordered_unique(q for q, _, _ in triples)
-        if separate:
-            train_order = seeded_order(pair_queries, seed)
-        else:
-            split = split_queries(pair_queries, n_validation, seed)
-            validation, train_order = split["validation"], split["train_order"]
-            held_out = set(validation)
-            triples = [t for t in triples if t[0] not in held_out]
+        validation, train_order = order(ordered_unique(q for q, _, _ in triples))
+        held_out = set(validation)  # never train on a validation query
+        triples = [t for t in triples if t[0] not in held_out]
         rank_by_query = {q: i for i, q in enumerate(train_order)}
         triples.sort(key=lambda t: rank_by_query[t[0]])  # stable: file order within a query
         stats |= {"mode": "docpairs", "negatives_source": "docpairs", "triples": len(triples),
                   "docpairs_per_query": per_query}
         rankings_needed: set[str] = set()
     else:
-        with_positive = set(positives(qrels)) & set(query_text)
-        if separate:
-            train_order = seeded_order(with_positive, seed)
-        else:
-            split = split_queries(with_positive, n_validation, seed)
-            validation, train_order = split["validation"], split["train_order"]
+        validation, train_order = order(set(positives(qrels)) & set(query_text))
         rankings_needed = set(train_order)
         stats |= {"mode": "mining", "negatives_source": negatives["source"],
                   "negatives_depth": int(negatives["depth"]), "per_positive": int(negatives["per_positive"])}
