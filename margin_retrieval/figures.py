@@ -483,7 +483,8 @@ def figure_speedup(numbers: Mapping, png: PathLike, pdf: PathLike) -> None:
                 bottom += part
             _ratio_label(ax, position, sweep["seconds"], sweep["speedup"])
             ticks.append(position)
-            labels.append(f"static sweep\n({len(sweep['taus'])} τ values)\n{_seconds(sweep['seconds'])}")
+            n_taus = len(sweep["taus"])
+            labels.append(f"static sweep\n({n_taus} τ value{'s' * (n_taus != 1)})\n{_seconds(sweep['seconds'])}")
             position += 1
         ref = entry["reference"]
         if ref is not None:
