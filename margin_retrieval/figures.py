@@ -553,7 +553,7 @@ def figure_targets(runs: Sequence[dict], png: PathLike, pdf: PathLike) -> None:
     if not chosen:
         _placeholder(axes[0], "no adaptive or distributed runs with logged targets at full data")
         axes[0].set_xlabel("training step (batches)")
-    axes[0].set_ylabel(f"self-distilled target margin\n({SCORE_UNIT})")
+    axes[0].set_ylabel("self-distilled target margin r(p, n)\n(cosine similarity of positive and negative)")
     fig.suptitle("Self-distilled targets during training (full training data)")
     save_figure(fig, png, pdf)
 
