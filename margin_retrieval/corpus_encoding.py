@@ -9,7 +9,7 @@ import numpy as np
 
 from margin_retrieval import collections
 from margin_retrieval.encoders import Encoder
-from margin_retrieval.search import save_embeddings
+from margin_retrieval.io import save_embeddings
 
 
 def parse_shard(scatteritem: str) -> tuple[int, int]:

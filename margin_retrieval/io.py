@@ -11,6 +11,8 @@ import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
+import numpy as np
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
@@ -52,3 +54,19 @@ def write_tsv(path: str | os.PathLike, header: Sequence[str], rows: Iterable[Seq
 def read_tsv(path: str | os.PathLike) -> list[dict[str, str]]:
     with open(path, newline="") as handle:
         return list(csv.DictReader(handle, delimiter="\t"))
+
+
+def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
+    """Written through a file handle, so numpy cannot append '.npz' to the temporary name."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, **arrays)
+
+
+def save_embeddings(path: str | os.PathLike, ids: Sequence[str], embeddings: np.ndarray) -> None:
+    """``ids`` as a plain string array (loadable without pickle), ``embeddings`` [n, dim] as given."""
+    save_npz(path, ids=np.asarray(ids, dtype=str), embeddings=np.asarray(embeddings))
+
+
+def load_embeddings(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    with np.load(path, allow_pickle=False) as data:
+        return data["ids"], data["embeddings"]

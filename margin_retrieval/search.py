@@ -18,7 +18,7 @@ from typing import NamedTuple, Sequence
 import faiss
 import numpy as np
 
-from margin_retrieval.io import atomic_path
+from margin_retrieval.io import load_embeddings, save_npz
 from margin_retrieval.runs import PAD_ID, trec_order, write_run
 
 log = logging.getLogger(__name__)
@@ -125,24 +125,8 @@ def merge_topk(shard_results: Sequence[TopK], k: int) -> TopK:
     return TopK(query_ids, *_top_k(doc_ids, scores, k))
 
 
-def _save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
-    """Written through a file handle, so numpy cannot append '.npz' to the temporary name."""
-    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        np.savez(handle, **arrays)
-
-
-def save_embeddings(path: str | os.PathLike, ids: Sequence[str], embeddings: np.ndarray) -> None:
-    """``ids`` as a plain string array (loadable without pickle), ``embeddings`` [n, dim] as given."""
-    _save_npz(path, ids=np.asarray(ids, dtype=str), embeddings=np.asarray(embeddings))
-
-
-def load_embeddings(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
-    with np.load(path, allow_pickle=False) as data:
-        return data["ids"], data["embeddings"]
-
-
 def save_topk(path: str | os.PathLike, topk: TopK) -> None:
-    _save_npz(path, query_ids=np.asarray(topk.query_ids, dtype=str), doc_ids=np.asarray(topk.doc_ids, dtype=str),
+    save_npz(path, query_ids=np.asarray(topk.query_ids, dtype=str), doc_ids=np.asarray(topk.doc_ids, dtype=str),
               scores=topk.scores)
 
 

@@ -30,6 +30,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from margin_retrieval.io import load_embeddings
 from margin_retrieval.provided_data import candidates_from_scoreddocs, group_docpairs
 
 log = logging.getLogger(__name__)
@@ -219,15 +220,6 @@ class _Docpairs:
 
     def __iter__(self):
         return ((pair.query_id, pair.doc_id_a, pair.doc_id_b) for pair in self.dataset.docpairs_iter())
-
-
-def load_embeddings(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """An embeddings file of ``margin_retrieval.search.save_embeddings`` (``ids``, ``embeddings``).
-
-    Read here rather than through ``search.load_embeddings`` so that this rule's environment needs no faiss.
-    """
-    with np.load(path, allow_pickle=False) as data:
-        return data["ids"], data["embeddings"]
 
 
 def _first_stage(source: str, dataset, query_text: dict[str, str], wanted: set[str], k: int,

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from margin_retrieval.runs import PAD_ID, read_run
-from margin_retrieval.search import (TIE_MARGIN, TopK, load_embeddings, load_topk, merge_topk, save_embeddings,
-                                     save_topk, search_files, search_shard, write_run_from_topk)
+from margin_retrieval.io import load_embeddings, save_embeddings
+from margin_retrieval.search import (TIE_MARGIN, TopK, load_topk, merge_topk, save_topk, search_files, search_shard,
+                                     write_run_from_topk)
 
 DIM = 16
 

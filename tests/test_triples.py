@@ -12,7 +12,7 @@ import pytest
 
 from margin_retrieval import collections, triples
 from margin_retrieval.experiments import fraction_size
-from margin_retrieval.search import save_embeddings
+from margin_retrieval.io import save_embeddings
 from tests.tiny_collection import write_collection
 
 QRELS = {
