@@ -30,7 +30,7 @@ from matplotlib.ticker import FixedLocator, NullLocator  # noqa: E402
 from margin_retrieval import stats  # noqa: E402
 from margin_retrieval.io import atomic_path, write_json, write_tsv  # noqa: E402
 from margin_retrieval.tables import (  # noqa: E402
-    IN_BATCH_NAMES, OBJECTIVE_NAMES, TEST_MEASURE, read_per_query, read_results, reference_system, system_label,
+    TEST_MEASURE, read_per_query, read_results, reference_system, system_label, variant_label,
 )
 
 log = logging.getLogger(__name__)
@@ -87,11 +87,6 @@ def _placeholder(ax, message: str) -> None:
 
 def _color(objective: str, in_batch: str = "false") -> str:
     return COLORS.get((objective, in_batch or "false"), "#7f7f7f")
-
-
-def _variant_label(objective: str, in_batch: str = "false") -> str:
-    label = OBJECTIVE_NAMES.get(objective, objective)
-    return label + (f" ({IN_BATCH_NAMES[in_batch]})" if in_batch in IN_BATCH_NAMES else "")
 
 
 def _percent(fraction: float) -> str:
@@ -152,14 +147,14 @@ def figure_tau(results: pd.DataFrame, png: PathLike, pdf: PathLike, collection: 
     for in_batch, group in static.groupby("in_batch", sort=True):
         group = group.sort_values("tau")
         ax.plot(group["tau"], group["value"], marker="o", color=_color("static", in_batch),
-                label=_variant_label("static", in_batch))
+                label=variant_label("static", in_batch))
     references = []
     styles = {"adaptive": "--", "distributed": "-.", "margin_mse": ":"}
     for objective, in_batch in [("adaptive", "false"), ("adaptive", "true"), ("adaptive", "textbook"),
                                 ("distributed", "false"), ("margin_mse", "false")]:
         value = _value(rows, objective, in_batch)
         if value is not None:
-            references.append((_variant_label(objective, in_batch), value, _color(objective, in_batch),
+            references.append((variant_label(objective, in_batch), value, _color(objective, in_batch),
                                styles[objective]))
     _reference_lines(ax, references)
     if not taus:
@@ -190,7 +185,7 @@ def smallest_matching_fraction(results: pd.DataFrame, margin: float, reference_o
     trained = rows[(rows["kind"] == "trained") & (rows["objective"] == "adaptive")]
     out: dict[str, float | None] = {}
     for in_batch, group in sorted(trained.groupby("in_batch"), key=lambda item: item[0]):
-        label = _variant_label("adaptive", in_batch)
+        label = variant_label("adaptive", in_batch)
         if reference is None:
             out[label] = None
             continue
@@ -226,7 +221,7 @@ def figure_data_efficiency(results: pd.DataFrame, png: PathLike, pdf: PathLike, 
         if not (group["fraction"] < 1).any():
             continue  # not part of a data-efficiency experiment
         group = group.sort_values("fraction")
-        label = _variant_label(objective, in_batch) + (f" τ={tau:g}" if objective == "static" else "")
+        label = variant_label(objective, in_batch) + (f" τ={tau:g}" if objective == "static" else "")
         ax.plot(group["fraction"], group["value"], marker="o", color=_color(objective, in_batch), label=label)
         fractions.update(group["fraction"])
         lines += 1
@@ -420,7 +415,7 @@ def speedup_numbers(runs: Sequence[dict], teacher_seconds: float | None = None, 
             best = max(sweep, key=lambda r: _best(r) if _best(r) is not None else -math.inf)
             cost = sum(_total_seconds(r) for r in sweep)
             entry["static_sweep"] = {
-                "label": _variant_label("static", run["in_batch"]) + " sweep",
+                "label": variant_label("static", run["in_batch"]) + " sweep",
                 "taus": sorted(float(r["tau"]) for r in sweep),
                 "seconds_per_tau": {f"{float(r['tau']):g}": _total_seconds(r) for r in
                                     sorted(sweep, key=lambda r: float(r["tau"]))},
@@ -645,7 +640,7 @@ def per_query_pair(per_query_paths: Sequence[PathLike], systems: Sequence[Mappin
     candidates = _full(rows[(rows["kind"] == "trained") & (rows["objective"] == objective)]) if len(rows) else rows
     candidates = candidates[candidates["in_batch"] == "false"] if len(candidates) else candidates
     pair = {"collection": collection or "", "scores": None, "reference_scores": None,
-            "label": _variant_label(objective), "reference_label": reference_objective}
+            "label": variant_label(objective), "reference_label": reference_objective}
     if len(candidates):
         row = candidates.sort_values("system").iloc[0]
         pair.update(label=system_label(row.to_dict()), scores=read_per_query(paths[(collection, row["system"])]))

@@ -112,14 +112,17 @@ def _blank(value) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value)) or value == ""
 
 
+def variant_label(objective: str, in_batch: str = "false") -> str:
+    """The objective's name with its in-batch setting, e.g. "adaptive margin (in-batch)"."""
+    label = OBJECTIVE_NAMES.get(objective, str(objective))
+    return label + (f" ({IN_BATCH_NAMES[in_batch]})" if in_batch in IN_BATCH_NAMES else "")
+
+
 def system_label(row: Mapping, with_model: bool = False) -> str:
     """Human-readable name of a system, e.g. "static margin (in-batch) τ=0.2", "adaptive margin, 12.5% data"."""
     if row.get("kind") == "zeroshot" or _blank(row.get("objective")):
         return f"{row.get('model') or row.get('system')} (zero-shot)"
-    label = OBJECTIVE_NAMES.get(row["objective"], str(row["objective"]))
-    in_batch = "" if _blank(row.get("in_batch")) else str(row["in_batch"]).lower()
-    if in_batch in IN_BATCH_NAMES:
-        label += f" ({IN_BATCH_NAMES[in_batch]})"
+    label = variant_label(row["objective"], "" if _blank(row.get("in_batch")) else str(row["in_batch"]).lower())
     if row["objective"] == "static" and not _blank(row.get("tau")):
         label += f" τ={float(row['tau']):g}"
     if not _blank(row.get("fraction")) and float(row["fraction"]) < 1:
