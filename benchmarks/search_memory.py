@@ -3,7 +3,7 @@
 Stages (each reports wall time and its own peak RSS; the kernel's peak counter VmHWM is reset between stages by
 writing 5 to /proc/self/clear_refs, so a later stage does not inherit an earlier peak):
 
-1. encode a synthetic corpus with a random BERT (MiniLM-L3 shape by default) through ``margin_retrieval.encoders``;
+1. encode a synthetic corpus with a random BERT (MiniLM-L3 shape by default) through ``margin_retrieval.models.encoders``;
 2. write ``--passages`` x ``--dim`` random unit vectors as ``--shards`` embedding files (fp32 and fp16), one shard in
    memory at a time, with ``margin_retrieval.io.save_embeddings`` (the encode_docs rule's format);
 3. search ``--queries`` queries top-``--k`` shard by shard with ``search_shard`` and merge with ``merge_topk`` (the
@@ -106,7 +106,7 @@ def random_encoder(directory: Path, layers: int, hidden: int, heads: int, vocab_
     import torch
     from transformers import BertConfig, BertModel, BertTokenizer
 
-    from margin_retrieval.encoders import Encoder
+    from margin_retrieval.models.encoders import Encoder
 
     directory.mkdir(parents=True, exist_ok=True)
     words = [f"w{i}" for i in range(vocab_size)]
@@ -151,7 +151,7 @@ def write_shards(directory: Path, n: int, dim: int, shards: int, fp16: bool, see
 def sharded_search(paths: list[Path], query_ids: np.ndarray, queries: np.ndarray, k: int, threads: int):
     """The search rule for every shard in turn (one shard in memory at a time); returns the per-shard top-k."""
     from margin_retrieval.io import load_embeddings
-    from margin_retrieval.search import search_shard
+    from margin_retrieval.retrieval.search import search_shard
 
     results = []
     for path in paths:
@@ -165,7 +165,7 @@ def unsharded_search(paths: list[Path], n: int, dim: int, queries: np.ndarray, k
     import faiss
 
     from margin_retrieval.io import load_embeddings
-    from margin_retrieval.search import configure_faiss
+    from margin_retrieval.retrieval.search import configure_faiss
 
     configure_faiss(threads)
     index = faiss.IndexFlatIP(dim)
@@ -246,7 +246,7 @@ def main(argv=None) -> int:
 
     # 3. sharded search + exact merge
     print(f"\n3. searching {args.queries} queries top-{args.k} shard by shard, exact merge ({args.threads} threads)")
-    from margin_retrieval.search import merge_topk
+    from margin_retrieval.retrieval.search import merge_topk
 
     merged = {}
     for name in ("fp32", "fp16"):

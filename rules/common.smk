@@ -7,14 +7,6 @@ from snakemake.utils import Paramspace, validate
 
 validate(config, schema="../schemas/config.schema.yaml")
 
-# Jobs (local, conda or cluster) import the package from this checkout.
-# (An assignment, not a variable the user must provide, so there is nothing for an envvars directive to assert.)
-os.environ.update(
-    PYTHONPATH=os.pathsep.join(
-        filter(None, [workflow.basedir, os.environ.get("PYTHONPATH")])
-    )
-)
-
 from margin_retrieval.experiments import expand_experiments, run_description
 
 STUDENTS = (

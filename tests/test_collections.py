@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from margin_retrieval import collections
-from margin_retrieval.scifact_mirror import EXPECTED, parse_numpy_strings, rebuild_beir_zip
+from margin_retrieval.data import collections
+from margin_retrieval.data.scifact_mirror import EXPECTED, parse_numpy_strings, rebuild_beir_zip
 from tests.tiny_collection import write_collection
 
 REPO = Path(__file__).resolve().parents[1]
@@ -183,7 +183,7 @@ def test_prepare_falls_back_to_the_mirror_and_ir_datasets_serves_scifact(tmp_pat
     relative_mirror = os.path.relpath(SCIFACT_MIRROR, work)
     script = textwrap.dedent(f"""
         import json
-        from margin_retrieval import collections
+        from margin_retrieval.data import collections
         collections.configure_home({str(home)!r})
         real = collections.materialize
         calls = []

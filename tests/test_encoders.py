@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from margin_retrieval import model_sources
-from margin_retrieval.encoders import CONFIG_FILE, Encoder
-from margin_retrieval.model_sources import MissingPackageError, onnx_to_bert, prepare_model
-from margin_retrieval.teacher import score_triples
+from margin_retrieval.models import sources as model_sources
+from margin_retrieval.models.encoders import CONFIG_FILE, Encoder
+from margin_retrieval.models.sources import MissingPackageError, onnx_to_bert, prepare_model
+from margin_retrieval.training.teacher import score_triples
 from tests.tiny_bert import make_tiny_bert
 
 TEXTS = ["cell protein gene study", "virus", "the effect of sleep on memory in patients", "heart blood",
@@ -256,7 +256,7 @@ def test_teacher_scores_cosine_and_dot_by_hand(encoder, monkeypatch):
 
 
 def test_published_teacher_scores_are_joined_to_the_triples(tmp_path):
-    from margin_retrieval.teacher import scores_from_file
+    from margin_retrieval.training.teacher import scores_from_file
 
     path = tmp_path / "scores.tsv"
     path.write_text("3.5\t-1.0\tq1\tp1\tn1\n9.0\t8.0\tq9\tp9\tn9\n2.0\t0.5\tq2\tp2\tn2\n")

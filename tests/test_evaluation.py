@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from margin_retrieval.evaluation import evaluate, evaluate_and_crosscheck, parse_measures
+from margin_retrieval.evaluation.measures import evaluate, evaluate_and_crosscheck, parse_measures
 
 QRELS = {"q1": {"d1": 2, "d2": 1}, "q2": {"d3": 1}}
 RUN = """q1 Q0 d2 1 3.0 t

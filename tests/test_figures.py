@@ -12,12 +12,12 @@ import matplotlib.text
 import pandas as pd
 import pytest
 
-from margin_retrieval import figures
-from margin_retrieval.figures import (
+from margin_retrieval.analysis import figures
+from margin_retrieval.analysis.figures import (
     build_figure, figure_data_efficiency, figure_per_query, figure_speedup, figure_targets, figure_tau,
     figure_training_curves, load_runs, smallest_matching_fraction, speedup_numbers, write_speedup,
 )
-from margin_retrieval.tables import write_results
+from margin_retrieval.analysis.tables import write_results
 
 REPO = Path(__file__).resolve().parents[1]
 STUDENT, TEACHER = "small", "big"

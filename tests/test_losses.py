@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from margin_retrieval.losses import (
+from margin_retrieval.training.losses import (
     AdaptiveMarginLoss,
     DistributedMarginLoss,
     InfoNCELoss,

@@ -1,4 +1,4 @@
-from margin_retrieval.provided_data import candidates_from_scoreddocs, group_docpairs
+from margin_retrieval.data.provided_data import candidates_from_scoreddocs, group_docpairs
 
 PAIRS = [("a", "p1", "n1"), ("b", "p2", "n2"), ("a", "p1", "n3"), ("c", "p3", "n4"), ("a", "p1", "n5"),
          ("b", "p2", "n6"), ("c", "p3", "n7"), ("c", "p3", "n8")]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from margin_retrieval.runs import PAD_ID, SCORE_DECIMALS, read_run, trec_order, write_run
+from margin_retrieval.retrieval.runs import PAD_ID, SCORE_DECIMALS, read_run, trec_order, write_run
 
 
 def write(tmp_path, query_ids, doc_ids, scores, all_query_ids=None, tag="sys"):

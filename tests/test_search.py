@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from margin_retrieval.runs import PAD_ID, read_run
+from margin_retrieval.retrieval.runs import PAD_ID, read_run
 from margin_retrieval.io import load_embeddings, save_embeddings
-from margin_retrieval.search import (TIE_MARGIN, TopK, load_topk, merge_topk, save_topk, search_files, search_shard,
+from margin_retrieval.retrieval.search import (TIE_MARGIN, TopK, load_topk, merge_topk, save_topk, search_files, search_shard,
                                      write_run_from_topk)
 
 DIM = 16

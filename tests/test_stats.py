@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from margin_retrieval.stats import align, holm, holm_adjust, paired_ttest, tost_paired, wilcoxon_test
+from margin_retrieval.analysis.stats import align, holm, holm_adjust, paired_ttest, tost_paired, wilcoxon_test
 
 # Differences a - b = [0.1, 0.2, 0.3, 0.0, 0.4]: mean 0.2, sd sqrt(0.025), se = sqrt(0.025 / 5) = sqrt(0.005).
 A = {"q1": 0.5, "q2": 0.6, "q3": 0.9, "q4": 0.4, "q5": 0.8}

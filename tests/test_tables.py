@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from margin_retrieval import stats
-from margin_retrieval.tables import (
+from margin_retrieval.analysis import stats
+from margin_retrieval.analysis.tables import (
     build_tables, collect_results, main_table, measures_of, read_per_query, read_results, reference_system,
     system_label, table_latex, table_markdown, write_results,
 )

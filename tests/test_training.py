@@ -13,10 +13,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from margin_retrieval.encoders import Encoder
-from margin_retrieval.training import (
-    TrainConfig, Trainer, TrainingData, batch_indices, resolve_device, total_steps,
-)
+from margin_retrieval.models.device import resolve_device
+from margin_retrieval.models.encoders import Encoder
+from margin_retrieval.training.batching import batch_indices, total_steps
+from margin_retrieval.training.config import TrainConfig
+from margin_retrieval.training.data import TrainingData
+from margin_retrieval.training.trainer import Trainer
 from tests.tiny_bert import make_tiny_bert
 
 REPO = Path(__file__).resolve().parents[1]
@@ -125,8 +127,8 @@ RESUME_SCRIPT = textwrap.dedent("""
     import sys, time
     from pathlib import Path
     from tests.test_training import tiny_data, config
-    from margin_retrieval.training import Trainer
-    import margin_retrieval.training as training
+    from margin_retrieval.training.trainer import Trainer
+    import margin_retrieval.training.trainer as training
     original = training.Trainer._train_step
     def slow_step(self):
         original(self)

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from margin_retrieval import collections, triples
+from margin_retrieval.data import collections
+from margin_retrieval.data import triples
 from margin_retrieval.experiments import fraction_size
 from margin_retrieval.io import save_embeddings
 from tests.tiny_collection import write_collection

@@ -120,7 +120,7 @@ def test_trained_model_is_a_loadable_huggingface_directory(smoke_run):
     root, _ = smoke_run
     model_dirs = sorted((root / "results/train").rglob("model"))
     assert model_dirs
-    from margin_retrieval.encoders import Encoder
+    from margin_retrieval.models.encoders import Encoder
 
     encoder = Encoder.load(model_dirs[0])
     assert json.loads((model_dirs[0] / "margin_retrieval.json").read_text())["pooling"] == "mean"

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from transformers import BertConfig, BertModel, BertTokenizer
 
-from margin_retrieval.encoders import CONFIG_FILE, Encoder
+from margin_retrieval.models.encoders import CONFIG_FILE, Encoder
 from tests.tiny_collection import FILLER, TOPICS
 
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]

@@ -8,6 +8,6 @@ from margin_retrieval.logs import setup_job_logging
 
 setup_job_logging(snakemake.log[0])
 
-from margin_retrieval.tables import collect_results, write_results
+from margin_retrieval.analysis.tables import collect_results, write_results
 
 write_results(collect_results(list(snakemake.input.aggregates), snakemake.params.systems), snakemake.output[0])

@@ -4,7 +4,7 @@ from margin_retrieval.logs import setup_job_logging
 
 setup_job_logging(snakemake.log[0])
 
-from margin_retrieval import collections
+from margin_retrieval.data import collections
 from margin_retrieval.io import write_json
 
 p = snakemake.params

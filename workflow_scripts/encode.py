@@ -8,10 +8,10 @@ setup_job_logging(snakemake.log[0])
 
 import torch
 
-from margin_retrieval import collections
-from margin_retrieval.corpus_encoding import encode_docs_shard, encode_queries
-from margin_retrieval.encoders import Encoder
-from margin_retrieval.training import resolve_device
+from margin_retrieval.data import collections
+from margin_retrieval.retrieval.encoding import encode_docs_shard, encode_queries
+from margin_retrieval.models.encoders import Encoder
+from margin_retrieval.models.device import resolve_device
 
 torch.set_num_threads(snakemake.threads)
 collections.configure_home(snakemake.params.home)

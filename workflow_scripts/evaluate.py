@@ -4,8 +4,8 @@ from margin_retrieval.logs import setup_job_logging
 
 setup_job_logging(snakemake.log[0])
 
-from margin_retrieval import collections
-from margin_retrieval.evaluation import evaluate_to_files
+from margin_retrieval.data import collections
+from margin_retrieval.evaluation.measures import evaluate_to_files
 
 collections.configure_home(snakemake.params.home)
 dataset = collections.load(snakemake.params.spec, snakemake.params.name)

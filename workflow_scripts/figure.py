@@ -1,4 +1,4 @@
-"""Draw one figure, chosen by params.figure (see margin_retrieval.figures.build_figure for the inputs of each).
+"""Draw one figure, chosen by params.figure (see margin_retrieval.analysis.figures.build_figure for the inputs of each).
 
 tau / data_efficiency: input.results; training_curves / targets: input.logs + params.runs (aligned);
 speedup: input.logs + params.runs + input.teacher_benchmark (optional); per_query: input.per_query + params.systems.
@@ -9,7 +9,7 @@ from margin_retrieval.logs import setup_job_logging
 
 setup_job_logging(snakemake.log[0])
 
-from margin_retrieval.figures import build_figure
+from margin_retrieval.analysis.figures import build_figure
 
 build_figure(snakemake.params.figure, dict(snakemake.input.items()), dict(snakemake.params.items()),
              dict(snakemake.output.items()))

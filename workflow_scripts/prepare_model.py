@@ -6,6 +6,6 @@ from margin_retrieval.logs import setup_job_logging
 
 setup_job_logging(snakemake.log[0])
 
-from margin_retrieval.model_sources import prepare_model
+from margin_retrieval.models.sources import prepare_model
 
 prepare_model(snakemake.params.source, snakemake.params.pooling, Path(snakemake.output[0]))

@@ -8,11 +8,11 @@ setup_job_logging(snakemake.log[0])
 
 import torch
 
-from margin_retrieval import collections
-from margin_retrieval.encoders import Encoder
+from margin_retrieval.data import collections
+from margin_retrieval.models.encoders import Encoder
 from margin_retrieval.io import read_tsv, write_tsv
-from margin_retrieval.teacher import HEADER, score_triples, scores_from_file
-from margin_retrieval.training import resolve_device
+from margin_retrieval.training.teacher import HEADER, score_triples, scores_from_file
+from margin_retrieval.models.device import resolve_device
 
 torch.set_num_threads(snakemake.threads)
 p = snakemake.params

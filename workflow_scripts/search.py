@@ -4,7 +4,7 @@ from margin_retrieval.logs import setup_job_logging
 
 setup_job_logging(snakemake.log[0])
 
-from margin_retrieval.search import search_files
+from margin_retrieval.retrieval.search import search_files
 
 search_files(snakemake.input.queries, snakemake.input.docs, snakemake.output[0], k=snakemake.params.depth,
              index_factory=snakemake.params.index, threads=snakemake.threads)

@@ -9,7 +9,7 @@ from margin_retrieval.logs import setup_job_logging
 
 setup_job_logging(snakemake.log[0])
 
-from margin_retrieval.tables import build_tables
+from margin_retrieval.analysis.tables import build_tables
 
 build_tables(snakemake.input.results, list(snakemake.input.per_query), snakemake.params.systems,
              snakemake.params.analysis, snakemake.output.markdown, snakemake.output.latex,

@@ -8,8 +8,10 @@ setup_job_logging(snakemake.log[0])
 
 import torch
 
-from margin_retrieval import collections
-from margin_retrieval.training import Trainer, TrainConfig, load_training_data
+from margin_retrieval.data import collections
+from margin_retrieval.training.config import TrainConfig
+from margin_retrieval.training.data import load_training_data
+from margin_retrieval.training.trainer import Trainer
 
 torch.set_num_threads(snakemake.threads)
 collections.configure_home(snakemake.params.home)

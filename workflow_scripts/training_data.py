@@ -4,8 +4,8 @@ from margin_retrieval.logs import setup_job_logging
 
 setup_job_logging(snakemake.log[0])
 
-from margin_retrieval import collections
-from margin_retrieval.triples import make_training_data
+from margin_retrieval.data import collections
+from margin_retrieval.data.triples import make_training_data
 
 p = snakemake.params
 collections.configure_home(p.home)

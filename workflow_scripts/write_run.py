@@ -4,7 +4,7 @@ from margin_retrieval.logs import setup_job_logging
 
 setup_job_logging(snakemake.log[0])
 
-from margin_retrieval.search import write_run_from_topk
+from margin_retrieval.retrieval.search import write_run_from_topk
 
 write_run_from_topk(snakemake.input.topk, snakemake.input.queries, snakemake.output[0], k=snakemake.params.depth,
                     tag=snakemake.params.tag)

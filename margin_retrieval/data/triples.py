@@ -10,7 +10,7 @@ Two modes, chosen by the config's ``train_data``:
   stopwords, whole corpus; documents with score 0, i.e. no shared term, are not retrieved) or the zero-shot
   student's dense ranking (inner product of its embeddings).
 - **docpairs** (``train_data.docpairs`` set, the paper's MS MARCO setup): the dataset's own docpairs, grouped by
-  :func:`margin_retrieval.provided_data.group_docpairs`.
+  :func:`margin_retrieval.data.provided_data.group_docpairs`.
 
 Validation re-ranks fixed candidates: the first stage's top-``validation.depth`` of each held-out query, or, when
 ``validation.dataset`` names an ir_datasets id (e.g. ``msmarco-passage/trec-dl-2019/judged``), that dataset's
@@ -31,7 +31,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from margin_retrieval.io import load_embeddings
-from margin_retrieval.provided_data import candidates_from_scoreddocs, group_docpairs
+from margin_retrieval.data.provided_data import candidates_from_scoreddocs, group_docpairs
 
 log = logging.getLogger(__name__)
 
@@ -224,7 +224,7 @@ class _Docpairs:
 
 def _first_stage(source: str, dataset, query_text: dict[str, str], wanted: set[str], k: int,
                  query_embeddings: str | None, doc_embeddings: Sequence[str]) -> Rankings:
-    from margin_retrieval import collections
+    from margin_retrieval.data import collections
 
     if not wanted:
         return {}
@@ -247,7 +247,7 @@ def make_training_data(dataset, train_data: dict, outputs: dict[str, str | Path]
     ``dataset`` is the loaded training collection; ``train_data`` the config section (schema defaults applied or
     not); ``outputs`` maps splits/triples/candidates/stats to paths.
     """
-    from margin_retrieval import collections
+    from margin_retrieval.data import collections
     from margin_retrieval.io import write_json, write_tsv
 
     start = time.perf_counter()

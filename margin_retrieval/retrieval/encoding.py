@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from margin_retrieval import collections
-from margin_retrieval.encoders import Encoder
+from margin_retrieval.data import collections
+from margin_retrieval.models.encoders import Encoder
 from margin_retrieval.io import save_embeddings
 
 

@@ -19,7 +19,7 @@ import faiss
 import numpy as np
 
 from margin_retrieval.io import load_embeddings, save_npz
-from margin_retrieval.runs import PAD_ID, trec_order, write_run
+from margin_retrieval.retrieval.runs import PAD_ID, trec_order, write_run
 
 log = logging.getLogger(__name__)
 

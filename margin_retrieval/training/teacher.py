@@ -7,7 +7,7 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
-from margin_retrieval.encoders import Encoder
+from margin_retrieval.models.encoders import Encoder
 
 log = logging.getLogger(__name__)
 

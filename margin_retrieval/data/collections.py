@@ -272,7 +272,7 @@ class DataUnavailable(RuntimeError):
 
 
 def _mirror_builders():
-    from margin_retrieval.scifact_mirror import rebuild_beir_zip
+    from margin_retrieval.data.scifact_mirror import rebuild_beir_zip
 
     # mirror key -> (cache file it fills, relative to the ir_datasets home; builder(mirror_dir, out_file))
     return {"beir/scifact": ("beir/scifact/source.zip", rebuild_beir_zip)}

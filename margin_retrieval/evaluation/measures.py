@@ -27,7 +27,7 @@ from pandas.errors import Pandas4Warning
 from trectools import TrecEval, TrecQrel, TrecRun
 
 from margin_retrieval.io import write_json, write_tsv
-from margin_retrieval.runs import read_run
+from margin_retrieval.retrieval.runs import read_run
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from margin_retrieval.encoders import Encoder, _check_pooling
+from margin_retrieval.models.encoders import Encoder, _check_pooling
 from margin_retrieval.io import atomic_path
 
 log = logging.getLogger(__name__)

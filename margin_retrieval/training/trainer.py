@@ -16,151 +16,29 @@ import math
 import random
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
-import ir_measures
 import numpy as np
 import torch
 
-from margin_retrieval.encoders import Encoder, autocast_context  # noqa: F401 (re-exported)
 from margin_retrieval.io import atomic_path
-from margin_retrieval.losses import build_loss
+from margin_retrieval.models.device import autocast_context, resolve_device
+from margin_retrieval.models.encoders import Encoder
+from margin_retrieval.training.batching import batch_indices, total_steps
+from margin_retrieval.training.config import TrainConfig
+from margin_retrieval.training.data import TrainingData
+from margin_retrieval.training.losses import build_loss
+from margin_retrieval.training.optim import build_optimizer
+from margin_retrieval.training.validation import validate
 
 log = logging.getLogger(__name__)
-
-VALIDATION_MEASURE = ir_measures.nDCG @ 10
-
-
-@dataclass
-class TrainConfig:
-    objective: str
-    in_batch: str = "false"
-    tau: float | None = None
-    error: str = "l2"
-    infonce_temperature: float = 0.05
-    margin_mse_similarity: str = "cosine"
-    batch_size: int = 32
-    learning_rate: float = 5e-5
-    weight_decay: float = 1e-6
-    lr_gamma: float = 1.0
-    warmup_steps: int = 0
-    max_epochs: int = 1
-    max_steps: int | None = None
-    max_query_length: int = 32
-    max_doc_length: int = 128
-    precision: str = "auto"
-    validate_every: int = 10
-    patience: int = 4
-    checkpoint_every: int = 10
-    log_every: int = 1
-    seed: int = 0
-    device: str = "auto"
-    validation_batch_size: int = 64
-
-    @classmethod
-    def from_config(cls, training: dict, run: dict) -> "TrainConfig":
-        """Merge the config's ``training`` section with one row of the experiment grid."""
-        known = set(cls.__dataclass_fields__)
-        merged = {key: value for key, value in training.items() if key in known}
-        merged.update(objective=run["objective"], in_batch=run["in_batch"], tau=run["tau"])
-        return cls(**merged)
-
-
-@dataclass
-class TrainingData:
-    """Everything the loop reads, already resolved to text."""
-
-    triples: list[tuple[str, str, str]]
-    query_text: dict[str, str]
-    doc_text: dict[str, str]
-    teacher_scores: dict[tuple[str, str, str], tuple[float, float]] | None = None
-    validation_candidates: dict[str, list[str]] = field(default_factory=dict)
-    validation_qrels: dict[str, dict[str, int]] = field(default_factory=dict)
-
-
-def resolve_device(setting: str, gpu_requested: bool) -> torch.device:
-    """CUDA when asked for (by config or by the job's gpu resource), and then it must exist; else CPU."""
-    cuda = torch.cuda.is_available()
-    if gpu_requested and not cuda:
-        raise RuntimeError(
-            "this job was given the 'gpu' resource but torch sees no CUDA device "
-            "(check the cluster's GPU allocation and that the CUDA build of torch is installed)"
-        )
-    if setting == "cuda" and not cuda:
-        raise RuntimeError("config training.device is 'cuda' but torch sees no CUDA device")
-    if setting == "cuda" or gpu_requested or (setting == "auto" and cuda):
-        return torch.device("cuda")
-    return torch.device("cpu")
 
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def build_optimizer(model: torch.nn.Module, config: TrainConfig, device: torch.device):
-    """AdamW without weight decay on LayerNorm and biases; 8-bit Adam (the paper's) when CUDA and bitsandbytes exist."""
-    decay, no_decay = [], []
-    for name, parameter in model.named_parameters():
-        if not parameter.requires_grad:
-            continue
-        (no_decay if parameter.ndim < 2 or "LayerNorm" in name or "layer_norm" in name else decay).append(parameter)
-    groups = [
-        {"params": decay, "weight_decay": config.weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
-    optimizer_class = torch.optim.AdamW
-    if device.type == "cuda":
-        try:
-            import bitsandbytes
-
-            optimizer_class = bitsandbytes.optim.AdamW8bit
-        except ImportError:
-            log.info("bitsandbytes is not installed: using torch AdamW instead of 8-bit Adam")
-    optimizer = optimizer_class(groups, lr=config.learning_rate)
-
-    def factor(step: int) -> float:
-        warmup = min(1.0, (step + 1) / config.warmup_steps) if config.warmup_steps else 1.0
-        return warmup * config.lr_gamma**step
-
-    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
-def total_steps(n_triples: int, config: TrainConfig) -> int:
-    steps = config.max_epochs * math.ceil(n_triples / config.batch_size)
-    return min(steps, config.max_steps) if config.max_steps else steps
-
-
-def batch_indices(n_triples: int, config: TrainConfig, step: int) -> list[int]:
-    """The triples of a global step: each epoch is a seeded permutation, so a resumed job sees the same batches."""
-    per_epoch = math.ceil(n_triples / config.batch_size)
-    epoch, position = divmod(step, per_epoch)
-    generator = torch.Generator().manual_seed(config.seed + epoch)
-    order = torch.randperm(n_triples, generator=generator)
-    return order[position * config.batch_size : (position + 1) * config.batch_size].tolist()
-
-
-def validate(encoder: Encoder, data: TrainingData, config: TrainConfig) -> float:
-    """nDCG@10 of re-ranking the validation candidates (unjudged = non-relevant, as trec_eval)."""
-    qids = sorted(data.validation_candidates)
-    doc_ids = sorted({doc for docs in data.validation_candidates.values() for doc in docs})
-    was_training = encoder.model.training
-    encoder.model.eval()
-    query_emb = encoder.encode([data.query_text[q] for q in qids], config.max_query_length,
-                               config.validation_batch_size, config.precision)
-    doc_emb = encoder.encode([data.doc_text[d] for d in doc_ids], config.max_doc_length,
-                             config.validation_batch_size, config.precision)
-    encoder.model.train(was_training)
-    row = {doc: i for i, doc in enumerate(doc_ids)}
-    run = {}
-    for qi, qid in enumerate(qids):
-        candidates = data.validation_candidates[qid]
-        scores = doc_emb[[row[d] for d in candidates]] @ query_emb[qi]
-        run[qid] = {doc: float(score) for doc, score in zip(candidates, scores)}
-    qrels = {q: data.validation_qrels.get(q, {}) for q in qids}
-    return float(ir_measures.calc_aggregate([VALIDATION_MEASURE], qrels, run)[VALIDATION_MEASURE])
 
 
 class Trainer:
@@ -341,41 +219,3 @@ class Trainer:
 
 def _in_batch_value(name: str) -> bool | str:
     return {"false": False, "true": True, "textbook": "textbook"}[name]
-
-
-def load_training_data(triples_path: Path, splits_path: Path, candidates_path: Path, fraction: float,
-                       query_text: dict[str, str], qrels: dict[str, dict[str, int]], doc_lookup,
-                       teacher_path: Path | None = None) -> TrainingData:
-    """Read the training-data files of one run; ``doc_lookup(ids) -> {id: text}`` resolves only what is used.
-
-    The fraction selects a prefix of the seeded query order, so smaller fractions are subsets of larger ones.
-    """
-    from margin_retrieval.experiments import fraction_size
-    from margin_retrieval.io import read_json, read_tsv
-
-    splits = read_json(splits_path)
-    order = splits["train_order"]
-    kept = set(order[: fraction_size(len(order), fraction)])
-    triples = [(r["qid"], r["pos_id"], r["neg_id"]) for r in read_tsv(triples_path) if r["qid"] in kept]
-    if not triples:
-        raise ValueError(f"no training triple of {triples_path} belongs to fraction {fraction}")
-    candidates: dict[str, list[str]] = {}
-    for row in read_tsv(candidates_path):
-        candidates.setdefault(row["qid"], []).append(row["doc_id"])
-    teacher = None
-    if teacher_path is not None:
-        teacher = {(r["qid"], r["pos_id"], r["neg_id"]): (float(r["teacher_pos"]), float(r["teacher_neg"]))
-                   for r in read_tsv(teacher_path)}
-    # Validation queries may come from another dataset (TREC DL 2019 for MS MARCO): splits.json carries their texts.
-    query_text = {**query_text, **splits.get("validation_queries", {})}
-    qrels = {**qrels, **splits.get("validation_qrels", {})}
-    needed_docs = {d for _, p, n in triples for d in (p, n)} | {d for docs in candidates.values() for d in docs}
-    needed_queries = {q for q, _, _ in triples} | set(candidates)
-    return TrainingData(
-        triples=triples,
-        query_text={q: query_text[q] for q in needed_queries},
-        doc_text=doc_lookup(sorted(needed_docs)),
-        teacher_scores=teacher,
-        validation_candidates=candidates,
-        validation_qrels={q: qrels.get(q, {}) for q in candidates},
-    )

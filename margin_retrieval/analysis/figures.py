@@ -27,9 +27,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import FixedLocator, NullLocator  # noqa: E402
 
-from margin_retrieval import stats  # noqa: E402
+from margin_retrieval.analysis import stats  # noqa: E402
 from margin_retrieval.io import atomic_path, write_json, write_tsv  # noqa: E402
-from margin_retrieval.tables import (  # noqa: E402
+from margin_retrieval.analysis.tables import (  # noqa: E402
     TEST_MEASURE, read_per_query, read_results, reference_system, system_label, variant_label,
 )
 
