@@ -2,80 +2,135 @@
 
 A group is a list of grids; a grid maps a column to a value or a list of values, and lists are crossed.
 Rows repeated across groups (the full-data adaptive run belongs to several) become one training job.
+A column a grid leaves out takes its default from :class:`GridDefaults` (for ``seed``, ``negatives`` and
+``batching``: the config's ``training.seed``, ``train_data.negatives.source`` and ``training.batching``).
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+from dataclasses import dataclass
+from typing import Any, Mapping
 
 import pandas as pd
 
-COLUMNS = ("model", "objective", "in_batch", "tau", "fraction")
-OBJECTIVES = ("static", "adaptive", "distributed", "margin_mse", "infonce")
-IN_BATCH = ("false", "true", "textbook")
-MARGIN_OBJECTIVES = ("static", "adaptive", "distributed")
+from margin_retrieval.config import Batching, FirstStage, InBatch, Negatives, Objective
+
+# The order of the run name's segments: the columns added later come last, so older names keep their prefix.
+COLUMNS = ("model", "objective", "in_batch", "tau", "fraction", "negatives", "batching", "seed")
+
+
+@dataclass(frozen=True)
+class GridDefaults:
+    """Values of the columns a grid does not name."""
+
+    seed: int
+    negatives: Negatives
+    batching: Batching
+    docpairs: bool = False  # train_data.docpairs set: the docpairs are the only negatives
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> "GridDefaults":
+        """From the validated config (schema defaults filled in)."""
+        docpairs = "docpairs" in config["train_data"]  # an optional section: absent means mining
+        source = Negatives.DOCPAIRS if docpairs else Negatives(config["train_data"]["negatives"]["source"])
+        return cls(seed=int(config["training"]["seed"]), negatives=source,
+                   batching=Batching(config["training"]["batching"]), docpairs=docpairs)
+
+    def as_row(self) -> dict[str, str]:
+        return {"seed": str(self.seed), "negatives": self.negatives.value, "batching": self.batching.value}
 
 
 def _as_list(value) -> list:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
-def _in_batch_name(value) -> str:
-    name = str(value).lower()
-    if name not in IN_BATCH:
-        raise ValueError(f"in_batch must be one of {IN_BATCH}, got {value!r}")
-    return name
+def _enum(kind, value, group: str, column: str):
+    try:
+        return kind(value)
+    except ValueError:
+        raise ValueError(f"experiments.{group}: {column} must be one of {[m.value for m in kind]}, "
+                         f"got {value!r}") from None
 
 
-def _row(group: str, grid_values: dict, default_models: list[str]) -> dict:
-    objective = grid_values["objective"]
-    if objective not in OBJECTIVES:
-        raise ValueError(f"experiments.{group}: objective must be one of {OBJECTIVES}, got {objective!r}")
-    in_batch = _in_batch_name(grid_values.get("in_batch", False))
-    if in_batch != "false" and objective not in MARGIN_OBJECTIVES:
-        raise ValueError(f"experiments.{group}: in_batch applies to margin objectives only, not {objective!r}")
-    if objective == "distributed" and in_batch != "false":
-        raise ValueError(f"experiments.{group}: the distributed target cannot be combined with in_batch")
-    tau = grid_values.get("tau")
-    if objective == "static":
+def _tau_name(objective: Objective, tau, group: str) -> str:
+    if objective == Objective.STATIC:
         if tau is None or isinstance(tau, bool) or not isinstance(tau, (int, float)):
             raise ValueError(f"experiments.{group}: a static margin needs a numeric tau, got {tau!r}")
-        tau_name = f"{float(tau):g}"
-    elif tau is not None:
+        return f"{float(tau):g}"
+    if tau is not None:
         raise ValueError(f"experiments.{group}: tau is only meaningful for the static objective, not {objective!r}")
-    else:
-        tau_name = "none"
-    fraction = grid_values.get("fraction", 1.0)
+    return "none"
+
+
+def _in_batch(objective: Objective, value, group: str) -> InBatch:
+    try:
+        in_batch = InBatch.parse(value)
+    except ValueError as error:
+        raise ValueError(f"experiments.{group}: {error}") from None
+    if in_batch != InBatch.OFF and not objective.is_margin:
+        raise ValueError(f"experiments.{group}: in_batch applies to margin objectives only, not {objective.value!r}")
+    if objective == Objective.DISTRIBUTED and in_batch != InBatch.OFF:
+        raise ValueError(f"experiments.{group}: the distributed target cannot be combined with in_batch")
+    return in_batch
+
+
+def _negatives(values: dict, defaults: GridDefaults, group: str) -> Negatives:
+    if "negatives" not in values:
+        return defaults.negatives
+    if defaults.docpairs:
+        raise ValueError(f"experiments.{group}: negatives is not a column when train_data.docpairs gives the "
+                         "triples (the docpairs are their only negatives)")
+    return Negatives(_enum(FirstStage, values["negatives"], group, "negatives").value)
+
+
+def _seed(values: dict, defaults: GridDefaults, group: str) -> int:
+    seed = values.get("seed", defaults.seed)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"experiments.{group}: seed must be an integer, got {seed!r}")
+    return seed
+
+
+def _row(group: str, values: dict, defaults: GridDefaults) -> dict[str, str]:
+    """One run's columns as the strings of its name; every value is checked here, once."""
+    objective = _enum(Objective, values["objective"], group, "objective")
+    fraction = values.get("fraction", 1.0)
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
         raise ValueError(f"experiments.{group}: fraction must be in (0, 1], got {fraction!r}")
-    model = grid_values.get("model", default_models[0] if len(default_models) == 1 else None)
     return {
-        "model": model,
-        "objective": objective,
-        "in_batch": in_batch,
-        "tau": tau_name,
+        "model": values["model"],
+        "objective": objective.value,
+        "in_batch": _in_batch(objective, values.get("in_batch", False), group).value,
+        "tau": _tau_name(objective, values.get("tau"), group),
         "fraction": f"{float(fraction):g}",
+        "negatives": _negatives(values, defaults, group).value,
+        "batching": _enum(Batching, values.get("batching", defaults.batching), group, "batching").value,
+        "seed": str(_seed(values, defaults, group)),
     }
 
 
-def expand_experiments(experiments: dict, students: list[str]) -> pd.DataFrame:
-    """One row per distinct training run; every value is a string so that paths are stable."""
+def _grid_rows(group: str, grid: dict, students: list[str], defaults: GridDefaults) -> list[dict]:
+    unknown = set(grid) - set(COLUMNS)
+    if unknown:
+        raise ValueError(f"experiments.{group}: unknown column(s) {sorted(unknown)}; allowed: {COLUMNS}")
+    if "objective" not in grid:
+        raise ValueError(f"experiments.{group}: every grid needs an objective")
+    grid = {"model": students, **grid}
+    keys = list(grid)
     rows = []
-    for group, grids in experiments.items():
-        for grid in grids:
-            unknown = set(grid) - set(COLUMNS)
-            if unknown:
-                raise ValueError(f"experiments.{group}: unknown column(s) {sorted(unknown)}; allowed: {COLUMNS}")
-            if "objective" not in grid:
-                raise ValueError(f"experiments.{group}: every grid needs an objective")
-            grid = {"model": students, **grid}
-            keys = list(grid)
-            for values in itertools.product(*(_as_list(grid[key]) for key in keys)):
-                row = _row(group, dict(zip(keys, values)), students)
-                if row["model"] not in students:
-                    raise ValueError(f"experiments.{group}: model {row['model']!r} is not a configured student {students}")
-                rows.append({**row, "group": group})
+    for values in itertools.product(*(_as_list(grid[key]) for key in keys)):
+        row = _row(group, dict(zip(keys, values)), defaults)
+        if row["model"] not in students:
+            raise ValueError(f"experiments.{group}: model {row['model']!r} is not a configured student {students}")
+        rows.append({**row, "group": group})
+    return rows
+
+
+def expand_experiments(experiments: dict, students: list[str], defaults: GridDefaults) -> pd.DataFrame:
+    """One row per distinct training run; every value is a string so that paths are stable."""
+    rows = [row for group, grids in experiments.items() for grid in grids
+            for row in _grid_rows(group, grid, students, defaults)]
     if not rows:
         raise ValueError("experiments: the configuration defines no training run")
     table = pd.DataFrame(rows, columns=[*COLUMNS, "group"])
@@ -83,14 +138,24 @@ def expand_experiments(experiments: dict, students: list[str]) -> pd.DataFrame:
     return groups.reset_index().sort_values(list(COLUMNS), kind="stable").reset_index(drop=True)
 
 
-def run_description(row: dict) -> dict:
-    """Typed view of one run (tau as float or None, fraction as float) for training and analysis."""
+def run_description(row: Mapping[str, str], defaults: GridDefaults | None = None) -> dict[str, Any]:
+    """Typed, flat view of one run (the columns of its name) for training and analysis.
+
+    A name written before a column existed lacks it; ``defaults`` fills it in (without them that is an error).
+    """
+    row = {**(defaults.as_row() if defaults else {}), **row}
+    missing = [column for column in COLUMNS if column not in row]
+    if missing:
+        raise KeyError(f"run {row} lacks the column(s) {missing}")
     return {
         "model": row["model"],
-        "objective": row["objective"],
-        "in_batch": row["in_batch"],
+        "objective": Objective(row["objective"]),
+        "in_batch": InBatch.parse(row["in_batch"]),
         "tau": None if row["tau"] in ("none", None) else float(row["tau"]),
         "fraction": float(row["fraction"]),
+        "negatives": Negatives(row["negatives"]),
+        "batching": Batching(row["batching"]),
+        "seed": int(row["seed"]),
     }
 
 

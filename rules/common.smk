@@ -7,12 +7,20 @@ from snakemake.utils import Paramspace, validate
 
 validate(config, schema="../schemas/config.schema.yaml")
 
-from margin_retrieval.experiments import expand_experiments, run_description
+from margin_retrieval.config import Batching, FirstStage, Negatives, Settings
+from margin_retrieval.experiments import (
+    GridDefaults,
+    expand_experiments,
+    run_description,
+)
 
+# The typed view of the validated config (schema defaults filled in), built once; rules pass its sections on.
+SETTINGS = Settings.from_config(config)
+GRID_DEFAULTS = GridDefaults.from_config(config)
 STUDENTS = (
     [config["student"]] if isinstance(config["student"], str) else config["student"]
 )
-RUNS = expand_experiments(config["experiments"], STUDENTS)
+RUNS = expand_experiments(config["experiments"], STUDENTS, GRID_DEFAULTS)
 TRAIN_SPACE = Paramspace(RUNS.drop(columns="group"), param_sep="~")
 COLLECTIONS = sorted(config["collections"])
 # The training collection gets its own data-rule name; "train" never clashes with an evaluation collection.
@@ -32,6 +40,19 @@ if config["train_data"]["validation"]["dataset"]:
         "dataset": config["train_data"]["validation"]["dataset"]
     }
 SHARDS = config["retrieval"]["shards"]
+
+
+def negatives_set(negatives, model):
+    """The folder of a run's triples under results/train_data/: one per negative source, and for the student's own
+    ranking one per student, since each model's negatives are mined with that model."""
+    if Negatives(negatives) == Negatives.STUDENT:
+        return f"student/{model}"
+    return str(negatives)
+
+
+NEGATIVE_SETS = sorted(
+    {negatives_set(run.negatives, run.model) for run in RUNS.itertuples()}
+)
 
 
 def corpus_of(name):
@@ -75,6 +96,11 @@ def check_config():
     for reserved in (TRAIN_COLLECTION, VALIDATION_COLLECTION):
         if reserved in config["collections"]:
             raise ValueError(f"config: collection name {reserved!r} is reserved")
+    if (RUNS["batching"] == Batching.CLUSTERED).any():
+        # Until the clustered batches exist (issue 14), a clustered run would silently train on random batches.
+        raise ValueError(
+            "config: experiments: batching 'clustered' is not implemented yet; use 'random'"
+        )
     for name in config["collections"]:
         if not name.replace("-", "").replace("_", "").isalnum():
             raise ValueError(
@@ -91,6 +117,7 @@ wildcard_constraints:
     corpus="|".join(map(re.escape, CORPUS_SOURCE)),
     model="|".join(map(re.escape, config["models"])),
     system="zeroshot/[^/]+|trained/.+",
+    source="|".join(map(re.escape, NEGATIVE_SETS)),
     scatteritem=r"\d+-of-\d+",
 
 
@@ -139,7 +166,7 @@ def system_description(system):
     if kind == "zeroshot":
         return {"system": system, "kind": "zeroshot", "model": rest}
     row = dict(part.split("~", 1) for part in rest.split("/"))
-    return {"system": system, "kind": "trained", **run_description(row)}
+    return {"system": system, "kind": "trained", **run_description(row, GRID_DEFAULTS)}
 
 
 def run_rows():
@@ -165,31 +192,47 @@ def eval_files(suffix):
     ]
 
 
-def training_params():
-    return config["training"]
-
-
-def training_data_input(wildcards):
-    """The training collection's manifest, a separate validation dataset's, and dense rankings if negatives or
-    validation candidates come from the zero-shot student."""
-    inputs = {"manifest": f"results/data/{TRAIN_COLLECTION}/manifest.json"}
-    if VALIDATION_COLLECTION in DATA_SPECS:
-        inputs["validation_manifest"] = (
-            f"results/data/{VALIDATION_COLLECTION}/manifest.json"
-        )
-    sources = {
-        config["train_data"]["negatives"]["source"],
-        config["train_data"]["validation"]["candidates"],
-    }
-    if "student" not in sources:
-        return inputs
-    system = f"zeroshot/{STUDENTS[0]}"
-    return inputs | {
+def zeroshot_embeddings(model):
+    """The zero-shot model's embeddings of the training queries and corpus: a first stage of its own."""
+    system = f"zeroshot/{model}"
+    return {
         "query_embeddings": f"results/embeddings/{system}/{TRAIN_COLLECTION}/queries.npz",
         "doc_embeddings": gather.shard(
             f"results/embeddings/{system}/corpus/{CORPUS_OF[TRAIN_COLLECTION]}/docs-{{scatteritem}}.npz"
         ),
     }
+
+
+def training_split_input(wildcards):
+    """The training collection's manifest, a separate validation dataset's, and the first student's embeddings if
+    it ranks the validation candidates (one candidate set for every run, so validation values compare)."""
+    inputs = {"manifest": f"results/data/{TRAIN_COLLECTION}/manifest.json"}
+    if VALIDATION_COLLECTION in DATA_SPECS:
+        inputs["validation_manifest"] = (
+            f"results/data/{VALIDATION_COLLECTION}/manifest.json"
+        )
+    elif SETTINGS.train_data.validation.candidates == FirstStage.STUDENT:
+        inputs |= zeroshot_embeddings(STUDENTS[0])
+    return inputs
+
+
+def training_triples_input(wildcards):
+    """The split, and the student's embeddings when its own ranking gives the negatives."""
+    inputs = {
+        "manifest": f"results/data/{TRAIN_COLLECTION}/manifest.json",
+        "splits": "results/train_data/splits.json",
+    }
+    kind, _, model = wildcards.source.partition("/")
+    return inputs | (zeroshot_embeddings(model) if kind == Negatives.STUDENT else {})
+
+
+def negatives_source(wildcards):
+    return FirstStage(wildcards.source.partition("/")[0])
+
+
+def run_triples(wildcards):
+    """The triples of a run's negative source."""
+    return f"results/train_data/{negatives_set(wildcards.negatives, wildcards.model)}/triples.tsv"
 
 
 def teacher_model_input(wildcards):
@@ -200,11 +243,10 @@ def teacher_model_input(wildcards):
 
 
 def teacher_scores_input(wildcards):
-    return (
-        ["results/train_data/teacher_scores.tsv"]
-        if wildcards.objective == "margin_mse"
-        else []
-    )
+    if wildcards.objective != "margin_mse":
+        return []
+    source = negatives_set(wildcards.negatives, wildcards.model)
+    return [f"results/train_data/{source}/teacher_scores.tsv"]
 
 
 def systems_with_collection():
@@ -217,9 +259,12 @@ def systems_with_collection():
 
 
 def teacher_benchmark():
-    """Teacher scoring is part of Margin-MSE's cost in the speed-up comparison."""
-    has_margin_mse = (RUNS["objective"] == "margin_mse").any()
-    return ["results/benchmarks/score_teacher.tsv"] if has_margin_mse else []
+    """Teacher scoring is part of Margin-MSE's cost in the speed-up comparison: one job per negative set."""
+    margin_mse = RUNS[RUNS["objective"] == "margin_mse"]
+    sources = sorted(
+        {negatives_set(run.negatives, run.model) for run in margin_mse.itertuples()}
+    )
+    return [f"results/benchmarks/score_teacher/{source}.tsv" for source in sources]
 
 
 FIGURES = [

@@ -17,24 +17,70 @@ rule download:
         "../workflow_scripts/download.py"
 
 
-rule training_data:
-    input:
-        unpack(training_data_input),
-    output:
-        splits="results/train_data/splits.json",
-        triples="results/train_data/triples.tsv",
-        candidates="results/train_data/validation_candidates.tsv",
-        stats="results/train_data/stats.json",
-    log:
-        "results/logs/training_data.log",
-    benchmark:
-        "results/benchmarks/training_data.tsv"
-    conda:
-        "../envs/data.yaml"
-    params:
-        spec=DATA_SPECS[TRAIN_COLLECTION],
-        name=TRAIN_COLLECTION,
-        train_data=config["train_data"],
-        home=ir_home(),
-    script:
-        "../workflow_scripts/training_data.py"
+if SETTINGS.train_data.docpairs is None:
+
+    rule training_split:
+        input:
+            unpack(training_split_input),
+        output:
+            splits="results/train_data/splits.json",
+            candidates="results/train_data/validation_candidates.tsv",
+            stats="results/train_data/split_stats.json",
+        log:
+            "results/logs/training_split.log",
+        benchmark:
+            "results/benchmarks/training_split.tsv"
+        conda:
+            "../envs/data.yaml"
+        params:
+            spec=DATA_SPECS[TRAIN_COLLECTION],
+            name=TRAIN_COLLECTION,
+            settings=SETTINGS.train_data,
+            home=ir_home(),
+        script:
+            "../workflow_scripts/training_split.py"
+
+    rule training_triples:
+        input:
+            unpack(training_triples_input),
+        output:
+            triples="results/train_data/{source}/triples.tsv",
+            stats="results/train_data/{source}/stats.json",
+        log:
+            "results/logs/training_triples/{source}.log",
+        benchmark:
+            "results/benchmarks/training_triples/{source}.tsv"
+        conda:
+            "../envs/data.yaml"
+        params:
+            spec=DATA_SPECS[TRAIN_COLLECTION],
+            name=TRAIN_COLLECTION,
+            settings=SETTINGS.train_data,
+            source=negatives_source,
+            home=ir_home(),
+        script:
+            "../workflow_scripts/training_triples.py"
+
+else:
+
+    rule training_docpairs:
+        input:
+            unpack(training_split_input),
+        output:
+            splits="results/train_data/splits.json",
+            candidates="results/train_data/validation_candidates.tsv",
+            triples="results/train_data/docpairs/triples.tsv",
+            stats="results/train_data/docpairs/stats.json",
+        log:
+            "results/logs/training_docpairs.log",
+        benchmark:
+            "results/benchmarks/training_docpairs.tsv"
+        conda:
+            "../envs/data.yaml"
+        params:
+            spec=DATA_SPECS[TRAIN_COLLECTION],
+            name=TRAIN_COLLECTION,
+            settings=SETTINGS.train_data,
+            home=ir_home(),
+        script:
+            "../workflow_scripts/training_docpairs.py"

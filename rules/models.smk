@@ -17,14 +17,14 @@ rule prepare_model:
 rule score_teacher:
     input:
         model=teacher_model_input,
-        triples="results/train_data/triples.tsv",
+        triples="results/train_data/{source}/triples.tsv",
         manifest=f"results/data/{TRAIN_COLLECTION}/manifest.json",
     output:
-        "results/train_data/teacher_scores.tsv",
+        "results/train_data/{source}/teacher_scores.tsv",
     log:
-        "results/logs/score_teacher.log",
+        "results/logs/score_teacher/{source}.log",
     benchmark:
-        "results/benchmarks/score_teacher.tsv"
+        "results/benchmarks/score_teacher/{source}.tsv"
     conda:
         "../envs/torch.yaml"
     threads: workflow.cores

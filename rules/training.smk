@@ -1,7 +1,7 @@
 rule train:
     input:
         base_model="results/models/{model}",
-        triples="results/train_data/triples.tsv",
+        triples=run_triples,
         splits="results/train_data/splits.json",
         candidates="results/train_data/validation_candidates.tsv",
         manifest=f"results/data/{TRAIN_COLLECTION}/manifest.json",
@@ -20,7 +20,7 @@ rule train:
         gpu=0,
     params:
         run=lambda wc: run_description(TRAIN_SPACE.instance(wc)),
-        training=training_params(),
+        training=SETTINGS.training,
         work_dir=lambda wc, output: str(Path(output.log).parent / "checkpoint"),
         spec=DATA_SPECS[TRAIN_COLLECTION],
         name=TRAIN_COLLECTION,

@@ -1,6 +1,11 @@
 import pytest
+from snakemake.utils import Paramspace
 
-from margin_retrieval.experiments import expand_experiments, fraction_size, run_description
+from margin_retrieval.config import Batching, InBatch, Negatives, Objective
+from margin_retrieval.experiments import GridDefaults, expand_experiments, fraction_size, run_description
+from tests.configs import validated
+
+DEFAULTS = GridDefaults(seed=0, negatives=Negatives.BM25, batching=Batching.RANDOM)
 
 
 def test_grid_crosses_lists_and_deduplicates_shared_runs():
@@ -9,7 +14,7 @@ def test_grid_crosses_lists_and_deduplicates_shared_runs():
         "fractions": [{"objective": "adaptive", "fraction": [0.5, 1.0]}],
         "comparison": [{"objective": "adaptive"}],
     }
-    table = expand_experiments(experiments, ["student"])
+    table = expand_experiments(experiments, ["student"], DEFAULTS)
     assert len(table) == 4 + 2
     shared = table[(table.objective == "adaptive") & (table.fraction == "1")]
     assert shared.group.tolist() == ["fractions,comparison"]
@@ -18,7 +23,7 @@ def test_grid_crosses_lists_and_deduplicates_shared_runs():
 
 
 def test_static_tau_int_and_float_are_the_same_run():
-    table = expand_experiments({"a": [{"objective": "static", "tau": [1, 1.0]}]}, ["m"])
+    table = expand_experiments({"a": [{"objective": "static", "tau": [1, 1.0]}]}, ["m"], DEFAULTS)
     assert len(table) == 1
     assert run_description(table.iloc[0].to_dict())["tau"] == 1.0
 
@@ -34,14 +39,87 @@ def test_static_tau_int_and_float_are_the_same_run():
         ({"objective": "adaptive", "fraction": 0}, "fraction must be in"),
         ({"objective": "adaptive", "colour": 1}, "unknown column"),
         ({"objective": "adaptive", "model": "other"}, "not a configured student"),
+        ({"objective": "adaptive", "seed": 1.5}, "seed must be an integer"),
+        ({"objective": "adaptive", "seed": True}, "seed must be an integer"),
+        ({"objective": "adaptive", "negatives": "docpairs"}, "negatives must be one of"),
+        ({"objective": "adaptive", "batching": "sorted"}, "batching must be one of"),
+        ({"objective": "adaptive", "in_batch": "maybe"}, "in_batch must be one of"),
     ],
 )
 def test_bad_grids_name_the_group_and_the_problem(grid, message):
     with pytest.raises(ValueError, match=message) as error:
-        expand_experiments({"my_group": [grid]}, ["m"])
+        expand_experiments({"my_group": [grid]}, ["m"], DEFAULTS)
     assert "my_group" in str(error.value)
 
 
 def test_fraction_sizes_are_nested_prefixes():
     sizes = [fraction_size(809, f) for f in (0.125, 0.25, 0.5, 1.0)]
     assert sizes == sorted(sizes) and sizes[-1] == 809 and sizes[0] == 102
+
+
+def names(table) -> list[str]:
+    return list(Paramspace(table.drop(columns="group"), param_sep="~").instance_patterns)
+
+
+def parse(name: str) -> dict:
+    """As ``system_description`` in rules/common.smk reads a run name."""
+    return dict(part.split("~", 1) for part in name.split("/"))
+
+
+def test_seeds_expand_to_one_run_each_with_the_seed_in_the_name():
+    table = expand_experiments({"headline": [{"objective": ["adaptive", "margin_mse"], "seed": [0, 1, 2]}],
+                                "other": [{"objective": "infonce"}]}, ["m"],
+                               GridDefaults(seed=7, negatives=Negatives.BM25, batching=Batching.RANDOM))
+    assert len(table) == 2 * 3 + 1
+    run_names = names(table)
+    assert sum(name.endswith("/seed~1") for name in run_names) == 2
+    assert "model~m/objective~infonce/in_batch~false/tau~none/fraction~1/negatives~bm25/batching~random/seed~7" \
+        in run_names  # a grid without seeds takes training.seed
+    seeds = sorted(run_description(parse(name))["seed"] for name in run_names if "adaptive" in name)
+    assert seeds == [0, 1, 2]
+
+
+def test_negatives_and_batching_are_columns_with_config_defaults():
+    config = validated(train_data={"dataset": "beir/scifact/train", "negatives": {"source": "student"}},
+                       training={"seed": 3, "batching": "random"})
+    defaults = GridDefaults.from_config(config)
+    assert defaults == GridDefaults(seed=3, negatives=Negatives.STUDENT, batching=Batching.RANDOM)
+    table = expand_experiments({"g": [{"objective": "adaptive"},
+                                      {"objective": "adaptive", "negatives": ["bm25", "student"],
+                                       "batching": "clustered"}]}, ["m"], defaults)
+    rows = [run_description(row) for row in table.to_dict("records")]
+    assert {(r["negatives"], r["batching"]) for r in rows} == {
+        (Negatives.STUDENT, Batching.RANDOM), (Negatives.BM25, Batching.CLUSTERED),
+        (Negatives.STUDENT, Batching.CLUSTERED)}
+
+
+def test_docpairs_configs_name_their_only_negative_source():
+    config = validated(train_data={"dataset": "msmarco-passage/train", "docpairs": {}})
+    defaults = GridDefaults.from_config(config)
+    assert defaults.negatives == Negatives.DOCPAIRS
+    assert expand_experiments({"g": [{"objective": "adaptive"}]}, ["m"], defaults).negatives.tolist() == ["docpairs"]
+    with pytest.raises(ValueError, match="docpairs"):
+        expand_experiments({"g": [{"objective": "adaptive", "negatives": "bm25"}]}, ["m"], defaults)
+
+
+def test_run_names_round_trip_to_typed_columns():
+    table = expand_experiments({"g": [{"objective": "static", "tau": 0.5, "in_batch": [False, True, "textbook"],
+                                       "fraction": 0.25, "seed": 4}]}, ["m"], DEFAULTS)
+    for name, row in zip(names(table), table.to_dict("records")):
+        described = run_description(parse(name))
+        assert described == run_description(row)
+        assert type(described["objective"]) is Objective and type(described["in_batch"]) is InBatch
+        # the typed values write the same name again: one form from the grid to the path and back
+        assert "/".join(f"{key}~{value:g}" if isinstance(value, float) else f"{key}~{value}"
+                        for key, value in described.items()) == name
+        assert described["tau"] == 0.5 and described["fraction"] == 0.25 and described["seed"] == 4
+    assert {run_description(parse(name))["in_batch"] for name in names(table)} == set(InBatch)
+
+
+def test_names_written_before_the_new_columns_still_parse():
+    old = "model~m/objective~adaptive/in_batch~true/tau~none/fraction~0.5"
+    with pytest.raises(KeyError, match="seed"):
+        run_description(parse(old))
+    described = run_description(parse(old), DEFAULTS)
+    assert described["in_batch"] == InBatch.ORIGINAL and described["fraction"] == 0.5
+    assert (described["seed"], described["negatives"], described["batching"]) == (0, "bm25", "random")

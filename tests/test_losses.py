@@ -176,9 +176,13 @@ def test_margin_mse_matches_hand_computation(similarity):
     assert out.loss.item() == pytest.approx(expected, rel=1e-10)
 
 
-def test_margin_mse_default_is_dot_product():
-    assert MarginMSELoss().similarity == "dot"
-    assert build_loss("margin_mse").similarity == "dot"
+def test_margin_mse_needs_an_explicit_similarity():
+    """No code default to disagree with the schema's training.margin_mse_similarity."""
+    with pytest.raises(TypeError):
+        MarginMSELoss()
+    with pytest.raises(ValueError, match="margin_mse_similarity"):
+        build_loss("margin_mse")
+    assert build_loss("margin_mse", similarity="dot").similarity == "dot"
 
 
 def test_infonce_matches_hand_log_softmax():
@@ -199,7 +203,7 @@ def test_needs_teacher_only_for_margin_mse():
     assert not build_loss("adaptive").needs_teacher
     assert not build_loss("distributed").needs_teacher
     assert not build_loss("infonce").needs_teacher
-    assert build_loss("margin_mse").needs_teacher
+    assert build_loss("margin_mse", similarity="dot").needs_teacher
 
 
 def test_non_teacher_losses_ignore_teacher_scores():
@@ -213,7 +217,7 @@ def test_classes_built_by_factory():
     assert isinstance(build_loss("static", tau=0.1), StaticMarginLoss)
     assert isinstance(build_loss("adaptive", in_batch="textbook"), AdaptiveMarginLoss)
     assert isinstance(build_loss("distributed"), DistributedMarginLoss)
-    assert isinstance(build_loss("margin_mse"), MarginMSELoss)
+    assert isinstance(build_loss("margin_mse", similarity="dot"), MarginMSELoss)
     assert isinstance(build_loss("infonce"), InfoNCELoss)
 
 
@@ -239,6 +243,6 @@ def test_errors():
         build_loss("margin_mse", similarity="l2")
     q, p, n = tensors()
     with pytest.raises(ValueError, match="teacher"):
-        build_loss("margin_mse")(q, p, n)
+        build_loss("margin_mse", similarity="dot")(q, p, n)
     with pytest.raises(ValueError, match="teacher_neg"):
-        build_loss("margin_mse")(q, p, n, teacher_pos=torch.ones(B), teacher_neg=torch.ones(B, 1))
+        build_loss("margin_mse", similarity="dot")(q, p, n, teacher_pos=torch.ones(B), teacher_neg=torch.ones(B, 1))

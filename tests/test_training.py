@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import subprocess
@@ -19,6 +20,7 @@ from margin_retrieval.training.batching import batch_indices, total_steps
 from margin_retrieval.training.config import TrainConfig
 from margin_retrieval.training.data import TrainingData
 from margin_retrieval.training.trainer import Trainer
+from tests.configs import settings
 from tests.tiny_bert import make_tiny_bert
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,10 +39,16 @@ def tiny_data(teacher: bool = False) -> TrainingData:
     )
 
 
+RUN = {"objective": "adaptive", "in_batch": "false", "tau": None, "batching": "random", "seed": 0}
+
+
 def config(**overrides) -> TrainConfig:
-    base = dict(objective="adaptive", batch_size=3, max_epochs=2, validate_every=2, checkpoint_every=1,
-                max_query_length=8, max_doc_length=12, learning_rate=1e-3, precision="fp32", patience=100)
-    return TrainConfig(**{**base, **overrides})
+    """The schema's training defaults with small sizes for the tiny model; ``overrides`` replace any field."""
+    training = dict(batch_size=3, max_epochs=2, validate_every=2, checkpoint_every=1, max_query_length=8,
+                    max_doc_length=12, learning_rate=1e-3, precision="fp32", patience=100)
+    run_keys = {key: overrides.pop(key) for key in list(overrides) if key in RUN}
+    base = TrainConfig.from_config(settings(training=training).training, RUN | run_keys)
+    return dataclasses.replace(base, **overrides)
 
 
 def read_log(path: Path) -> list[dict]:

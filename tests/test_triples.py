@@ -10,10 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from margin_retrieval.data import collections
+from margin_retrieval.config import FirstStage, TrainDataSettings
+from margin_retrieval.data import collections, training_data
 from margin_retrieval.data import triples
+from margin_retrieval.data.training_data import Embeddings
 from margin_retrieval.experiments import fraction_size
 from margin_retrieval.io import save_embeddings
+from tests.configs import settings
 from tests.tiny_collection import write_collection
 
 QRELS = {
@@ -120,6 +123,11 @@ def _outputs(directory: Path) -> dict[str, Path]:
              ("stats", "stats.json")]}
 
 
+def train_data(**section) -> TrainDataSettings:
+    """The ``train_data`` settings as the workflow builds them: validated, the schema's defaults filled in."""
+    return settings(train_data={"dataset": "beir/scifact/train", **section}).train_data
+
+
 @pytest.fixture()
 def tiny_dataset(tmp_path, monkeypatch):
     monkeypatch.setenv("IR_DATASETS_HOME", str(tmp_path / "home"))
@@ -131,9 +139,18 @@ TRAIN_DATA = {"validation_queries": 4, "seed": 0, "negatives": {"source": "bm25"
               "validation": {"candidates": "bm25", "depth": 8}}
 
 
-def test_make_training_data_bm25_end_to_end(tiny_dataset, tmp_path):
-    out = _outputs(tmp_path / "out")
-    stats = triples.make_training_data(tiny_dataset, TRAIN_DATA, out)
+def mine(dataset, config: TrainDataSettings, directory: Path, source: FirstStage = FirstStage.BM25,
+         embeddings: Embeddings = Embeddings()) -> tuple[dict, dict, dict[str, Path]]:
+    """The split job, then one triples job: (split stats, triples stats, paths)."""
+    out = _outputs(directory)
+    split_stats = training_data.make_split(dataset, config, {**out, "stats": directory / "split_stats.json"},
+                                           embeddings)
+    stats = training_data.make_mined_triples(dataset, config, source, out["splits"], out, embeddings)
+    return split_stats, stats, out
+
+
+def test_split_and_bm25_triples_end_to_end(tiny_dataset, tmp_path):
+    split_stats, stats, out = mine(tiny_dataset, train_data(**TRAIN_DATA), tmp_path / "out")
     splits = json.loads(out["splits"].read_text())
     qrels = collections.qrels(tiny_dataset)
     assert len(splits["validation"]) == 4 and len(splits["train_order"]) == 20
@@ -152,31 +169,68 @@ def test_make_training_data_bm25_end_to_end(tiny_dataset, tmp_path):
         per_query.setdefault(row["qid"], []).append(row["doc_id"])
     assert set(per_query) <= set(splits["validation"])
     assert all(1 <= len(docs) <= 8 for docs in per_query.values())
+    assert split_stats["validation_candidates"] == len(candidates)
     assert stats["triples"] == len(rows) and stats["negatives_source"] == "bm25"
     assert json.loads(out["stats"].read_text())["triples"] == len(rows)
-    again = _outputs(tmp_path / "again")
-    triples.make_training_data(tiny_dataset, TRAIN_DATA, again)
+    _, _, again = mine(tiny_dataset, train_data(**TRAIN_DATA), tmp_path / "again")
     assert again["triples"].read_text() == out["triples"].read_text()
     assert again["splits"].read_text() == out["splits"].read_text()
 
 
-def test_make_training_data_student_first_stage(tiny_dataset, tmp_path):
-    rng = np.random.default_rng(0)
-    query_ids = sorted(collections.queries(tiny_dataset))
-    doc_ids = [doc_id for doc_id, _ in collections.docs_slice(tiny_dataset, 0, 48)]
-    save_embeddings(tmp_path / "q.npz", query_ids, rng.normal(size=(len(query_ids), 4)).astype(np.float32))
-    save_embeddings(tmp_path / "d1.npz", doc_ids[:20], rng.normal(size=(20, 4)).astype(np.float32))
-    save_embeddings(tmp_path / "d2.npz", doc_ids[20:], rng.normal(size=(28, 4)).astype(np.float32))
-    config = {**TRAIN_DATA, "negatives": {"source": "student", "depth": 5, "per_positive": 1},
-              "validation": {"candidates": "student", "depth": 6}}
-    out = _outputs(tmp_path / "out")
-    stats = triples.make_training_data(tiny_dataset, config, out, str(tmp_path / "q.npz"),
-                                       [str(tmp_path / "d1.npz"), str(tmp_path / "d2.npz")])
-    assert stats["negatives_source"] == "student" and stats["validation_candidates"] == 4 * 6
+def test_split_takes_the_schema_defaults(tiny_dataset, tmp_path):
+    """validation_queries 50 and validation depth 10 (the schema's), not a second default in the code."""
+    config = train_data()
+    assert (config.validation_queries, config.validation.depth) == (50, 10)
+    dataset = collections.load(write_collection(tmp_path / "big", "big", n_queries=60, seed=1), "big")
+    stats, _, out = mine(dataset, config, tmp_path / "out")
+    assert stats["validation_queries"] == 50 and stats["validation_depth"] == 10
+    per_query: dict[str, int] = {}
+    for row in read_tsv(out["candidates"]):
+        per_query[row["qid"]] = per_query.get(row["qid"], 0) + 1
+    assert max(per_query.values()) == 10
+
+
+def _student_embeddings(dataset, directory: Path, seed: int) -> Embeddings:
+    rng = np.random.default_rng(seed)
+    query_ids = sorted(collections.queries(dataset))
+    doc_ids = [doc_id for doc_id, _ in collections.docs_slice(dataset, 0, 48)]
+    directory.mkdir(parents=True)
+    save_embeddings(directory / "q.npz", query_ids, rng.normal(size=(len(query_ids), 4)).astype(np.float32))
+    save_embeddings(directory / "d1.npz", doc_ids[:20], rng.normal(size=(20, 4)).astype(np.float32))
+    save_embeddings(directory / "d2.npz", doc_ids[20:], rng.normal(size=(28, 4)).astype(np.float32))
+    return Embeddings(str(directory / "q.npz"), [str(directory / "d1.npz"), str(directory / "d2.npz")])
+
+
+def test_student_first_stage(tiny_dataset, tmp_path):
+    embeddings = _student_embeddings(tiny_dataset, tmp_path / "emb", seed=0)
+    config = train_data(**{**TRAIN_DATA, "negatives": {"source": "student", "depth": 5, "per_positive": 1},
+                           "validation": {"candidates": "student", "depth": 6}})
+    split_stats, stats, out = mine(tiny_dataset, config, tmp_path / "out", FirstStage.STUDENT, embeddings)
+    assert stats["negatives_source"] == "student" and split_stats["validation_candidates"] == 4 * 6
     qrels = collections.qrels(tiny_dataset)
     assert all(qrels[r["qid"]].get(r["neg_id"], 0) <= 0 for r in read_tsv(out["triples"]))
     with pytest.raises(ValueError, match="embeddings"):
-        triples.make_training_data(tiny_dataset, config, _outputs(tmp_path / "fail"))
+        mine(tiny_dataset, config, tmp_path / "fail", FirstStage.STUDENT)
+
+
+def test_negative_sources_share_one_split_and_each_student_mines_its_own(tiny_dataset, tmp_path):
+    config = train_data(**TRAIN_DATA)
+    out = _outputs(tmp_path)
+    training_data.make_split(tiny_dataset, config, {**out, "stats": tmp_path / "split_stats.json"})
+    triples_of = {}
+    sources = {"bm25": (FirstStage.BM25, Embeddings()),
+               "student/a": (FirstStage.STUDENT, _student_embeddings(tiny_dataset, tmp_path / "a", seed=1)),
+               "student/b": (FirstStage.STUDENT, _student_embeddings(tiny_dataset, tmp_path / "b", seed=2))}
+    for name, (source, embeddings) in sources.items():
+        paths = {"triples": tmp_path / name / "triples.tsv", "stats": tmp_path / name / "stats.json"}
+        training_data.make_mined_triples(tiny_dataset, config, source, out["splits"], paths, embeddings)
+        triples_of[name] = [(r["qid"], r["pos_id"], r["neg_id"]) for r in read_tsv(paths["triples"])]
+    train_order = json.loads(out["splits"].read_text())["train_order"]
+    for rows in triples_of.values():  # the same training queries and positives, in the same order
+        assert [(q, p) for q, p, _ in rows] == [(q, p) for q, p, _ in triples_of["bm25"]]
+        assert {q for q, _, _ in rows} <= set(train_order)
+    negatives = {name: [n for _, _, n in rows] for name, rows in triples_of.items()}
+    assert negatives["bm25"] != negatives["student/a"] != negatives["student/b"]
 
 
 # --- docpairs mode (MS MARCO) on small in-memory data --------------------------------------------------------------
@@ -229,12 +283,16 @@ VALID = FakeDataset(
 )
 
 
+def settings_of(section: dict) -> TrainDataSettings:
+    return train_data(**section)
+
+
 def test_docpairs_mode_with_a_separate_validation_dataset(tmp_path, monkeypatch):
     monkeypatch.setattr(collections, "load_id", lambda dataset_id: VALID)
     config = {"seed": 0, "validation_queries": 2, "docpairs": {"per_query": 3, "drop_incomplete": True},
               "validation": {"dataset": "fake/trec-dl", "depth": 2}}
     out = _outputs(tmp_path)
-    stats = triples.make_training_data(TRAIN, config, out)
+    stats = training_data.make_docpairs_data(TRAIN, settings_of(config), out)
     rows = [(r["qid"], r["pos_id"], r["neg_id"]) for r in read_tsv(out["triples"])]
     splits = json.loads(out["splits"].read_text())
     assert sorted(splits["train_order"]) == ["a", "b", "c", "d", "e"]  # f has 1 pair < 3: dropped
@@ -256,7 +314,7 @@ def test_docpairs_mode_max_queries_and_held_out_validation(tmp_path, monkeypatch
               "docpairs": {"per_query": 2, "drop_incomplete": False, "max_queries": 4},
               "validation": {"candidates": "bm25", "depth": 3}}
     out = _outputs(tmp_path)
-    triples.make_training_data(TRAIN, config, out)
+    training_data.make_docpairs_data(TRAIN, settings_of(config), out)
     splits = json.loads(out["splits"].read_text())
     assert sorted(splits["validation"] + splits["train_order"]) == ["a", "b", "c", "d"]  # the first 4 queries
     rows = read_tsv(out["triples"])

@@ -17,21 +17,20 @@ Validation re-ranks fixed candidates: the first stage's top-``validation.depth``
 ``scoreddocs`` (no hold-out then: every training query trains). ``splits.json`` carries the validation queries'
 texts and qrels, because a separate validation dataset's queries are not in the training dataset.
 
-Everything except :func:`make_training_data` is pure (dicts and lists in, lists out).
+Everything here is pure (dicts and lists in, lists out); the jobs that read datasets and write the files are in
+:mod:`margin_retrieval.data.training_data`.
 """
 
 from __future__ import annotations
 
 import logging
 import random
-import time
-from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 
-from margin_retrieval.io import load_embeddings
-from margin_retrieval.data.provided_data import candidates_from_scoreddocs, group_docpairs
+from margin_retrieval.data.provided_data import group_docpairs
+from margin_retrieval.retrieval.search import merge_topk, search_shard
 
 log = logging.getLogger(__name__)
 
@@ -102,35 +101,24 @@ def bm25_rankings(docs: Iterable[tuple[str, str]], queries: dict[str, str], k: i
 
 def dense_rankings(query_ids: Sequence[str], query_emb: np.ndarray,
                    doc_shards: Iterable[tuple[Sequence[str], np.ndarray]], k: int,
-                   wanted: Iterable[str] | None = None, block: int = 1024) -> Rankings:
-    """Exact inner-product top-k over document shards (merged), for the ``wanted`` queries (default: all)."""
-    query_ids = [str(q) for q in query_ids]
-    rows = list(range(len(query_ids)))
+                   wanted: Iterable[str] | None = None) -> Rankings:
+    """Exact inner-product top-k over document shards for the ``wanted`` queries (default: all), with the search
+    rule's own exact search and merge (``retrieval.search``; ties by doc id as in the runs)."""
+    query_ids = np.asarray([str(q) for q in query_ids])
+    rows = np.arange(len(query_ids))
     if wanted is not None:
         wanted = set(wanted)
-        missing = wanted - set(query_ids)
+        missing = wanted - set(query_ids.tolist())
         if missing:
             raise KeyError(f"{len(missing)} queries have no embedding, e.g. {sorted(missing)[:5]}")
-        rows = [i for i, q in enumerate(query_ids) if q in wanted]
-    queries = np.asarray(query_emb, dtype=np.float32)[rows]
-    best: list[list[tuple[float, str]]] = [[] for _ in rows]
-    for ids, emb in doc_shards:
-        ids = [str(d) for d in ids]
-        emb = np.asarray(emb, dtype=np.float32)
-        kk = min(k, len(ids))
-        if kk == 0:
-            continue
-        for start in range(0, len(rows), block):
-            scores = queries[start:start + block] @ emb.T
-            top = np.argpartition(-scores, kk - 1, axis=1)[:, :kk] if kk < len(ids) else \
-                np.broadcast_to(np.arange(len(ids)), scores.shape)
-            for j, cols in enumerate(top):
-                best[start + j].extend((float(scores[j, c]), ids[c]) for c in cols)
-    result = {}
-    for j, row in enumerate(rows):
-        items = sorted(best[j], key=lambda item: (-item[0], item[1]))[:k]
-        result[query_ids[row]] = [doc for _, doc in items]
-    return result
+        rows = np.flatnonzero(np.isin(query_ids, list(wanted)))
+    queries = np.asarray(query_emb)[rows]
+    shards = [search_shard(query_ids[rows], queries, np.asarray(ids, dtype=str), emb, k)
+              for ids, emb in doc_shards if len(ids)]
+    if not shards:
+        return {str(q): [] for q in query_ids[rows]}
+    merged = merge_topk(shards, k)
+    return {str(q): [str(d) for d in docs] for q, docs in zip(merged.query_ids, merged.doc_ids)}
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -206,153 +194,3 @@ def docpair_triples(pairs: Iterable[tuple[str, str, str]], per_query: int, drop_
 
 def ordered_unique(items: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(items))
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# the training_data rule
-
-
-class _Docpairs:
-    """A re-iterable view of a dataset's docpairs as (qid, pos_id, neg_id) (group_docpairs reads it twice)."""
-
-    def __init__(self, dataset):
-        self.dataset = dataset
-
-    def __iter__(self):
-        return ((pair.query_id, pair.doc_id_a, pair.doc_id_b) for pair in self.dataset.docpairs_iter())
-
-
-def _first_stage(source: str, dataset, query_text: dict[str, str], wanted: set[str], k: int,
-                 query_embeddings: str | None, doc_embeddings: Sequence[str]) -> Rankings:
-    from margin_retrieval.data import collections
-
-    if not wanted:
-        return {}
-    if source == "bm25":
-        docs = collections.docs_slice(dataset, 0, collections.doc_count(dataset))
-        return bm25_rankings(docs, {q: query_text[q] for q in wanted}, k)
-    if source == "student":
-        if not query_embeddings or not doc_embeddings:
-            raise ValueError("first stage 'student' needs the zero-shot student's query and doc embeddings")
-        query_ids, query_emb = load_embeddings(query_embeddings)
-        shards = (load_embeddings(path) for path in doc_embeddings)
-        return dense_rankings(query_ids.tolist(), query_emb, shards, k, wanted=wanted)
-    raise ValueError(f"unknown first stage {source!r} (bm25 | student)")
-
-
-def make_training_data(dataset, train_data: dict, outputs: dict[str, str | Path],
-                       query_embeddings: str | None = None, doc_embeddings: Sequence[str] = ()) -> dict:
-    """Write splits.json, triples.tsv, validation_candidates.tsv and stats.json (each atomically); return the stats.
-
-    ``dataset`` is the loaded training collection; ``train_data`` the config section (schema defaults applied or
-    not); ``outputs`` maps splits/triples/candidates/stats to paths.
-    """
-    from margin_retrieval.data import collections
-    from margin_retrieval.io import write_json, write_tsv
-
-    start = time.perf_counter()
-    seed = int(train_data.get("seed", 0))
-    negatives = {"source": "bm25", "depth": 100, "per_positive": 1} | (train_data.get("negatives") or {})
-    validation_cfg = {"dataset": None, "candidates": "bm25", "depth": 20} | (train_data.get("validation") or {})
-    docpairs = train_data.get("docpairs")
-    n_validation = int(train_data.get("validation_queries", 80))
-    val_depth = int(validation_cfg["depth"])
-
-    query_text = collections.queries(dataset)
-    qrels = collections.qrels(dataset)
-
-    # Separate validation dataset (its scoreddocs are the candidates) or held-out training queries.
-    separate = validation_cfg.get("dataset")
-    if separate:
-        val_dataset = collections.load_id(separate)
-        val_qrels_all = collections.qrels(val_dataset)
-        val_text_all = collections.queries(val_dataset)
-        scored = ((s.query_id, s.doc_id, s.score) for s in val_dataset.scoreddocs_iter())
-        candidate_rows = candidates_from_scoreddocs(scored, val_depth)
-        judged = set(positives(val_qrels_all))
-        candidate_rows = [(q, d) for q, d in candidate_rows if q in judged and q in val_text_all]
-        validation = ordered_unique(q for q, _ in candidate_rows)
-        if not validation:
-            raise ValueError(f"validation dataset {separate!r}: no query has both scoreddocs and a judged positive")
-        val_text = {q: val_text_all[q] for q in validation}
-        val_qrels = {q: val_qrels_all.get(q, {}) for q in validation}
-    else:
-        validation, val_text, val_qrels, candidate_rows = None, None, None, None
-
-    def order(qids):
-        """(validation, train_order): a separate validation set stays; otherwise it is held out from ``qids``."""
-        if separate:
-            return validation, seeded_order(qids, seed)
-        split = split_queries(qids, n_validation, seed)
-        return split["validation"], split["train_order"]
-
-    stats: dict = {"seed": seed}
-    if docpairs:
-        per_query = int(docpairs.get("per_query", 128))
-        triples = docpair_triples(_Docpairs(dataset), per_query, bool(docpairs.get("drop_incomplete", True)),
-                                  docpairs.get("max_queries"))
-        validation, train_order = order(ordered_unique(q for q, _, _ in triples))
-        held_out = set(validation)  # never train on a validation query
-        triples = [t for t in triples if t[0] not in held_out]
-        rank_by_query = {q: i for i, q in enumerate(train_order)}
-        triples.sort(key=lambda t: rank_by_query[t[0]])  # stable: file order within a query
-        stats |= {"mode": "docpairs", "negatives_source": "docpairs", "triples": len(triples),
-                  "docpairs_per_query": per_query}
-        rankings_needed: set[str] = set()
-    else:
-        validation, train_order = order(set(positives(qrels)) & set(query_text))
-        rankings_needed = set(train_order)
-        stats |= {"mode": "mining", "negatives_source": negatives["source"],
-                  "negatives_depth": int(negatives["depth"]), "per_positive": int(negatives["per_positive"])}
-
-    if not separate:
-        val_text = {q: query_text[q] for q in validation}
-        val_qrels = {q: qrels.get(q, {}) for q in validation}
-
-    # First-stage rankings: one pass per source for everything that needs it.
-    first_stage_seconds = 0.0
-    rankings: dict[str, Rankings] = {}
-    needs: dict[str, tuple[set[str], int]] = {}
-    if rankings_needed:
-        pos_by_query = positives(qrels)
-        max_pos = max(len(pos_by_query.get(q, [])) for q in rankings_needed)
-        needs[negatives["source"]] = (set(rankings_needed), int(negatives["depth"]) + max_pos)
-    if not separate:
-        wanted, k = needs.get(validation_cfg["candidates"], (set(), 0))
-        needs[validation_cfg["candidates"]] = (wanted | set(validation), max(k, val_depth))
-    for source, (wanted, k) in needs.items():
-        t0 = time.perf_counter()
-        rankings[source] = _first_stage(source, dataset, query_text, wanted, k, query_embeddings, doc_embeddings)
-        first_stage_seconds += time.perf_counter() - t0
-        log.info("first stage %s: top-%d of %d queries in %.1f s", source, k, len(wanted),
-                 time.perf_counter() - t0)
-
-    if not docpairs:
-        triples, mining_stats = sample_negatives(train_order, qrels, rankings[negatives["source"]],
-                                                 int(negatives["depth"]), int(negatives["per_positive"]), seed)
-        stats |= mining_stats
-    if not separate:
-        candidate_rows = validation_candidates(validation, rankings[validation_cfg["candidates"]], val_depth)
-    if not triples:
-        raise ValueError("no training triple was produced")
-
-    stats |= {
-        "train_queries": len(train_order),
-        "train_queries_with_triples": len({q for q, _, _ in triples}),
-        "validation_queries": len(validation),
-        "validation_source": separate or "held-out training queries",
-        "validation_candidates_source": "scoreddocs" if separate else validation_cfg["candidates"],
-        "validation_depth": val_depth,
-        "validation_candidates": len(candidate_rows),
-        **candidate_recall(candidate_rows, val_qrels, validation),
-        "first_stage_seconds": round(first_stage_seconds, 2),
-    }
-    splits = {"validation": list(validation), "train_order": list(train_order),
-              "validation_queries": val_text, "validation_qrels": val_qrels}
-    write_json(outputs["splits"], splits)
-    write_tsv(outputs["triples"], ["qid", "pos_id", "neg_id"], triples)
-    write_tsv(outputs["candidates"], ["qid", "doc_id"], candidate_rows)
-    stats["seconds"] = round(time.perf_counter() - start, 2)
-    write_json(outputs["stats"], stats)
-    log.info("training data: %s", stats)
-    return stats

@@ -14,12 +14,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-OBJECTIVES = ("static", "adaptive", "distributed", "margin_mse", "infonce")
-IN_BATCH = (False, True, "textbook")
-ERRORS: dict[str, Callable[[Tensor], Tensor]] = {
-    "l1": torch.abs,
-    "l2": torch.square,
-    "soft": lambda x: F.softplus(-x),  # log(1 + exp(-x)), numerically stable
+from margin_retrieval.config import ErrorFunction, InBatch, Objective, Similarity
+
+ERRORS: dict[ErrorFunction, Callable[[Tensor], Tensor]] = {
+    ErrorFunction.L1: torch.abs,
+    ErrorFunction.L2: torch.square,
+    ErrorFunction.SOFT: lambda x: F.softplus(-x),  # log(1 + exp(-x)), numerically stable
 }
 
 
@@ -41,29 +41,31 @@ def matrix_cosine(x: Tensor, y: Tensor) -> Tensor:
 class MarginLoss(nn.Module):
     """mean E(margin - target); subclasses define the target.
 
-    in_batch=False:      m_i  = s(q_i, p_i) - s(q_i, n_i)                       shape [B]
-    in_batch=True:       M_ij = s(q_j, p_j) - s(q_i, n_j)                       shape [B, B]
+    InBatch.OFF:      m_i  = s(q_i, p_i) - s(q_i, n_i)                          shape [B]
+    InBatch.ORIGINAL: M_ij = s(q_j, p_j) - s(q_i, n_j)                          shape [B, B]
         (the original ``pos.diag() - neg`` broadcasts the positive term along the column index j)
-    in_batch="textbook": M_ij = s(q_i, p_i) - s(q_i, n_j)                       shape [B, B]
+    InBatch.TEXTBOOK: M_ij = s(q_i, p_i) - s(q_i, n_j)                          shape [B, B]
         (deviation from the original code: every query compared with its own positive)
+
+    ``error`` and ``in_batch`` also accept their config strings (and in_batch the YAML booleans).
     """
 
     needs_teacher = False
 
-    def __init__(self, error: str = "l2", in_batch: bool | str = False):
+    def __init__(self, error: ErrorFunction | str = ErrorFunction.L2, in_batch: InBatch | bool | str = InBatch.OFF):
         super().__init__()
-        if error not in ERRORS:
-            raise ValueError(f"unknown error function {error!r}; allowed: {sorted(ERRORS)}")
-        if not (in_batch is True or in_batch is False or in_batch == "textbook"):
-            raise ValueError(f"in_batch must be one of {IN_BATCH}, got {in_batch!r}")
-        self.error_name, self.error, self.in_batch = error, ERRORS[error], in_batch
+        try:
+            error = ErrorFunction(error)
+        except ValueError:
+            raise ValueError(f"unknown error function {error!r}; allowed: {[e.value for e in ErrorFunction]}") from None
+        self.error_name, self.error, self.in_batch = error, ERRORS[error], InBatch.parse(in_batch)
 
     def margins(self, q: Tensor, p: Tensor, n: Tensor) -> Tensor:
-        if self.in_batch is False:
+        if self.in_batch == InBatch.OFF:
             return pair_cosine(q, p) - pair_cosine(q, n)
         s_qn = matrix_cosine(q, n)  # [i, j] = s(q_i, n_j)
         s_qp = pair_cosine(q, p)
-        return s_qp - s_qn if self.in_batch is True else s_qp[:, None] - s_qn
+        return s_qp - s_qn if self.in_batch == InBatch.ORIGINAL else s_qp[:, None] - s_qn
 
     def targets(self, p: Tensor, n: Tensor, margins: Tensor) -> Tensor:
         raise NotImplementedError
@@ -78,7 +80,8 @@ class MarginLoss(nn.Module):
 class StaticMarginLoss(MarginLoss):
     """Parametrized baseline: mean E(m - tau) with a constant margin tau (in-batch: mean_ij E(M_ij - tau))."""
 
-    def __init__(self, tau: float, error: str = "l2", in_batch: bool | str = False):
+    def __init__(self, tau: float, error: ErrorFunction | str = ErrorFunction.L2,
+                 in_batch: InBatch | bool | str = InBatch.OFF):
         super().__init__(error, in_batch)
         if tau is None:
             raise ValueError("the static margin objective needs a margin tau")
@@ -92,17 +95,17 @@ class AdaptiveMarginLoss(MarginLoss):
     """Self-distilled target t_i = r(p_i, n_i): mean_i E(m_i - t_i); in-batch T_ij = r(p_i, n_j), mean_ij E(M_ij - T_ij)."""
 
     def targets(self, p: Tensor, n: Tensor, margins: Tensor) -> Tensor:
-        s_pn = pair_cosine(p, n) if self.in_batch is False else matrix_cosine(p, n)
+        s_pn = pair_cosine(p, n) if self.in_batch == InBatch.OFF else matrix_cosine(p, n)
         return s_pn / 2 + 0.5
 
 
 class DistributedMarginLoss(MarginLoss):
     """T_ij = r(p_i, n_j) (B x B): mean_ij E(m_j - T_ij), the per-triple margin m broadcast along the column j."""
 
-    def __init__(self, error: str = "l2", in_batch: bool | str = False):
-        if in_batch is not False:
-            raise ValueError("the distributed margin objective cannot be combined with in-batch margins")
+    def __init__(self, error: ErrorFunction | str = ErrorFunction.L2, in_batch: InBatch | bool | str = InBatch.OFF):
         super().__init__(error, in_batch)
+        if self.in_batch != InBatch.OFF:
+            raise ValueError("the distributed margin objective cannot be combined with in-batch margins")
 
     def targets(self, p: Tensor, n: Tensor, margins: Tensor) -> Tensor:
         return matrix_cosine(p, n) / 2 + 0.5
@@ -111,19 +114,21 @@ class DistributedMarginLoss(MarginLoss):
 class MarginMSELoss(nn.Module):
     """Teacher distillation (Hofstaetter et al. 2020): mean_i [(S(q_i,p_i) - S(q_i,n_i)) - (T_pos_i - T_neg_i)]^2.
 
-    The student score S is the dot product of the raw embeddings (as in Margin-MSE) or, optionally, the cosine.
+    The student score S is the dot product of the raw embeddings (the original Margin-MSE) or the cosine; no default,
+    because the right one depends on the teacher's scores (``training.margin_mse_similarity``).
     """
 
     needs_teacher = True
 
-    def __init__(self, similarity: str = "dot"):
+    def __init__(self, similarity: Similarity | str):
         super().__init__()
-        if similarity not in ("dot", "cosine"):
-            raise ValueError(f"unknown similarity {similarity!r}; allowed: ['cosine', 'dot']")
-        self.similarity = similarity
+        try:
+            self.similarity = Similarity(similarity)
+        except ValueError:
+            raise ValueError(f"unknown similarity {similarity!r}; allowed: {[s.value for s in Similarity]}") from None
 
     def score(self, x: Tensor, y: Tensor) -> Tensor:
-        return (x * y).sum(-1) if self.similarity == "dot" else pair_cosine(x, y)
+        return (x * y).sum(-1) if self.similarity == Similarity.DOT else pair_cosine(x, y)
 
     def forward(self, q: Tensor, p: Tensor, n: Tensor, teacher_pos: Tensor | None = None,
                 teacher_neg: Tensor | None = None) -> LossOutput:
@@ -159,19 +164,27 @@ class InfoNCELoss(nn.Module):
         return LossOutput(F.cross_entropy(logits, labels), None)
 
 
-def build_loss(objective: str, tau: float | None = None, in_batch: bool | str = False, error: str = "l2",
-               temperature: float = 0.05, similarity: str = "dot") -> nn.Module:
-    """The loss module for one objective; arguments that do not apply to it are ignored (in_batch must be False)."""
-    if objective not in OBJECTIVES:
-        raise ValueError(f"unknown objective {objective!r}; allowed: {list(OBJECTIVES)}")
-    if objective == "static":
+def build_loss(objective: Objective | str, tau: float | None = None, in_batch: InBatch | bool | str = InBatch.OFF,
+               error: ErrorFunction | str = ErrorFunction.L2, temperature: float = 0.05,
+               similarity: Similarity | str | None = None) -> nn.Module:
+    """The loss module for one objective; arguments that do not apply to it are ignored (in_batch must be off).
+
+    ``similarity`` is required for margin_mse. The defaults equal the schema's (``tests/test_config.py``).
+    """
+    try:
+        objective = Objective(objective)
+    except ValueError:
+        raise ValueError(f"unknown objective {objective!r}; allowed: {[o.value for o in Objective]}") from None
+    if objective == Objective.STATIC:
         return StaticMarginLoss(tau, error=error, in_batch=in_batch)
-    if objective == "adaptive":
+    if objective == Objective.ADAPTIVE:
         return AdaptiveMarginLoss(error=error, in_batch=in_batch)
-    if objective == "distributed":
+    if objective == Objective.DISTRIBUTED:
         return DistributedMarginLoss(error=error, in_batch=in_batch)
-    if in_batch is not False:
-        raise ValueError(f"in_batch={in_batch!r} applies to the margin objectives only, not to {objective!r}")
-    if objective == "margin_mse":
+    if InBatch.parse(in_batch) != InBatch.OFF:
+        raise ValueError(f"in_batch={in_batch!r} applies to the margin objectives only, not to {objective.value!r}")
+    if objective == Objective.MARGIN_MSE:
+        if similarity is None:
+            raise ValueError("margin_mse needs a student similarity (training.margin_mse_similarity: cosine | dot)")
         return MarginMSELoss(similarity=similarity)
     return InfoNCELoss(temperature=temperature)

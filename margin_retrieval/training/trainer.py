@@ -54,7 +54,7 @@ class Trainer:
         self.encoder = Encoder.load(base_model, device=self.device)
         self.encoder.model.train()  # HF models load in eval mode: dropout would be silently off
         self.loss = build_loss(
-            config.objective, tau=config.tau, in_batch=_in_batch_value(config.in_batch), error=config.error,
+            config.objective, tau=config.tau, in_batch=config.in_batch, error=config.error,
             temperature=config.infonce_temperature, similarity=config.margin_mse_similarity,
         )
         if self.loss.needs_teacher and data.teacher_scores is None:
@@ -215,7 +215,3 @@ class Trainer:
         with atomic_path(log_out) as tmp:
             shutil.copyfile(self.log_path, tmp)
         shutil.rmtree(self.work_dir, ignore_errors=True)
-
-
-def _in_batch_value(name: str) -> bool | str:
-    return {"false": False, "true": True, "textbook": "textbook"}[name]

@@ -1,0 +1,196 @@
+"""The training-data jobs: read the training collection, compute with :mod:`margin_retrieval.data.triples`, write.
+
+The split (``splits.json``: held-out validation queries and the seeded ``train_order``) and the validation candidates
+do not depend on where the negatives come from, so one job writes them for every run; one job per negative source
+(BM25, or each student's own zero-shot ranking) writes that source's triples. In docpairs mode the dataset's own
+docpairs are the only source, and the split needs their queries, so one job writes everything.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from margin_retrieval.config import FirstStage, TrainDataSettings
+from margin_retrieval.data import collections
+from margin_retrieval.data.provided_data import candidates_from_scoreddocs
+from margin_retrieval.data.triples import (Rankings, bm25_rankings, candidate_recall, dense_rankings,
+                                           docpair_triples, ordered_unique, positives, sample_negatives,
+                                           seeded_order, split_queries, validation_candidates)
+from margin_retrieval.io import load_embeddings, read_json, write_json, write_tsv
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Embeddings:
+    """The zero-shot student's embeddings of the training queries and corpus shards (first stage ``student``)."""
+
+    queries: str | None = None
+    doc_shards: Sequence[str] = ()
+
+    @classmethod
+    def from_job_input(cls, job_input) -> "Embeddings":
+        """From a Snakemake input with optional ``query_embeddings`` and ``doc_embeddings`` (one path or a list)."""
+        shards = job_input.get("doc_embeddings", [])
+        return cls(job_input.get("query_embeddings"), [shards] if isinstance(shards, str) else list(shards))
+
+
+@dataclass
+class Split:
+    validation: list[str]
+    train_order: list[str]
+    validation_text: dict[str, str]
+    validation_qrels: dict[str, dict[str, int]]
+    candidates: list[tuple[str, str]] | None  # None: to be re-ranked from a first stage
+
+
+def first_stage(source: FirstStage, dataset, query_text: dict[str, str], wanted: set[str], k: int,
+                embeddings: Embeddings) -> Rankings:
+    """Top-k of the ``wanted`` queries by BM25 over the whole corpus or by the student's embeddings."""
+    if not wanted:
+        return {}
+    start = time.perf_counter()
+    if source == FirstStage.BM25:
+        docs = collections.docs_slice(dataset, 0, collections.doc_count(dataset))
+        rankings = bm25_rankings(docs, {q: query_text[q] for q in wanted}, k)
+    else:
+        if not embeddings.queries or not embeddings.doc_shards:
+            raise ValueError("first stage 'student' needs the zero-shot student's query and doc embeddings")
+        query_ids, query_emb = load_embeddings(embeddings.queries)
+        shards = (load_embeddings(path) for path in embeddings.doc_shards)
+        rankings = dense_rankings(query_ids.tolist(), query_emb, shards, k, wanted=wanted)
+    log.info("first stage %s: top-%d of %d queries in %.1f s", source, k, len(wanted), time.perf_counter() - start)
+    return rankings
+
+
+def separate_validation(dataset_id: str, depth: int) -> Split:
+    """A validation dataset of its own: its judged queries with scoreddocs, re-ranking those (no hold-out)."""
+    val_dataset = collections.load_id(dataset_id)
+    qrels, text = collections.qrels(val_dataset), collections.queries(val_dataset)
+    scored = ((s.query_id, s.doc_id, s.score) for s in val_dataset.scoreddocs_iter())
+    judged = set(positives(qrels))
+    candidates = [(q, d) for q, d in candidates_from_scoreddocs(scored, depth) if q in judged and q in text]
+    validation = ordered_unique(q for q, _ in candidates)
+    if not validation:
+        raise ValueError(f"validation dataset {dataset_id!r}: no query has both scoreddocs and a judged positive")
+    return Split(validation, [], {q: text[q] for q in validation}, {q: qrels.get(q, {}) for q in validation},
+                 candidates)
+
+
+def split_training_queries(train_qids: Sequence[str], settings: TrainDataSettings, query_text: dict[str, str],
+                           qrels: dict[str, dict[str, int]]) -> Split:
+    """Validation queries (a separate dataset's, or held out of ``train_qids``) and the seeded train order."""
+    if settings.validation.dataset:
+        split = separate_validation(settings.validation.dataset, settings.validation.depth)
+        split.train_order = seeded_order(train_qids, settings.seed)
+        return split
+    held = split_queries(train_qids, settings.validation_queries, settings.seed)
+    validation = held["validation"]
+    return Split(validation, held["train_order"], {q: query_text[q] for q in validation},
+                 {q: qrels.get(q, {}) for q in validation}, None)
+
+
+def rerank_candidates(split: Split, settings: TrainDataSettings, dataset, query_text: dict[str, str],
+                      embeddings: Embeddings) -> list[tuple[str, str]]:
+    """The split's candidates: a separate dataset's scoreddocs, or the first stage's top-depth of held-out queries."""
+    if split.candidates is not None:
+        return split.candidates
+    depth = settings.validation.depth
+    rankings = first_stage(settings.validation.candidates, dataset, query_text, set(split.validation), depth,
+                           embeddings)
+    return validation_candidates(split.validation, rankings, depth)
+
+
+def write_split(split: Split, candidates: list[tuple[str, str]], settings: TrainDataSettings,
+                outputs: dict[str, str | Path]) -> dict:
+    """splits.json and validation_candidates.tsv; returns their statistics."""
+    write_json(outputs["splits"], {"validation": split.validation, "train_order": split.train_order,
+                                   "validation_queries": split.validation_text,
+                                   "validation_qrels": split.validation_qrels})
+    write_tsv(outputs["candidates"], ["qid", "doc_id"], candidates)
+    return {
+        "seed": settings.seed,
+        "train_queries": len(split.train_order),
+        "validation_queries": len(split.validation),
+        "validation_source": settings.validation.dataset or "held-out training queries",
+        "validation_candidates_source": "scoreddocs" if settings.validation.dataset else settings.validation.candidates,
+        "validation_depth": settings.validation.depth,
+        "validation_candidates": len(candidates),
+        **candidate_recall(candidates, split.validation_qrels, split.validation),
+    }
+
+
+def make_split(dataset, settings: TrainDataSettings, outputs: dict[str, str | Path],
+               embeddings: Embeddings = Embeddings()) -> dict:
+    """Mining mode: split the queries with a judged positive, write the split, candidates and stats."""
+    start = time.perf_counter()
+    query_text, qrels = collections.queries(dataset), collections.qrels(dataset)
+    split = split_training_queries(sorted(set(positives(qrels)) & set(query_text)), settings, query_text, qrels)
+    stats = write_split(split, rerank_candidates(split, settings, dataset, query_text, embeddings), settings, outputs)
+    return _write_stats(outputs["stats"], stats | {"mode": "mining"}, start)
+
+
+def make_mined_triples(dataset, settings: TrainDataSettings, source: FirstStage, splits_path: str | Path,
+                       outputs: dict[str, str | Path], embeddings: Embeddings = Embeddings()) -> dict:
+    """Mining mode, one negative source: (qid, pos, neg) triples of the split's train order, and their stats."""
+    start = time.perf_counter()
+    train_order = read_json(splits_path)["train_order"]
+    query_text, qrels = collections.queries(dataset), collections.qrels(dataset)
+    negatives = settings.negatives
+    # Fetch past the depth by the most positives of a query, so that depth negatives remain once they are removed.
+    extra = max((len(docs) for q, docs in positives(qrels).items() if q in set(train_order)), default=0)
+    rankings = first_stage(source, dataset, query_text, set(train_order), negatives.depth + extra, embeddings)
+    rows, stats = sample_negatives(train_order, qrels, rankings, negatives.depth, negatives.per_positive,
+                                   settings.seed)
+    _write_triples(outputs["triples"], rows)
+    stats |= {"mode": "mining", "negatives_source": source.value, "negatives_depth": negatives.depth,
+              "per_positive": negatives.per_positive, **_coverage(rows, train_order)}
+    return _write_stats(outputs["stats"], stats, start)
+
+
+def make_docpairs_data(dataset, settings: TrainDataSettings, outputs: dict[str, str | Path],
+                       embeddings: Embeddings = Embeddings()) -> dict:
+    """Docpairs mode: the dataset's grouped docpairs split by query; writes split, candidates, triples, stats."""
+    start = time.perf_counter()
+    docpairs = settings.docpairs
+    rows = docpair_triples(_Docpairs(dataset), docpairs.per_query, docpairs.drop_incomplete, docpairs.max_queries)
+    query_text, qrels = collections.queries(dataset), collections.qrels(dataset)
+    split = split_training_queries(ordered_unique(q for q, _, _ in rows), settings, query_text, qrels)
+    rank_of = {q: i for i, q in enumerate(split.train_order)}  # validation queries are not in it: never trained on
+    rows = sorted((t for t in rows if t[0] in rank_of), key=lambda t: rank_of[t[0]])  # stable: file order
+    stats = write_split(split, rerank_candidates(split, settings, dataset, query_text, embeddings), settings, outputs)
+    _write_triples(outputs["triples"], rows)
+    stats |= {"mode": "docpairs", "negatives_source": "docpairs", "triples": len(rows),
+              "docpairs_per_query": docpairs.per_query, **_coverage(rows, split.train_order)}
+    return _write_stats(outputs["stats"], stats, start)
+
+
+class _Docpairs:
+    """A re-iterable view of a dataset's docpairs as (qid, pos_id, neg_id) (group_docpairs reads it twice)."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __iter__(self):
+        return ((pair.query_id, pair.doc_id_a, pair.doc_id_b) for pair in self.dataset.docpairs_iter())
+
+
+def _write_triples(path: str | Path, rows: list[tuple[str, str, str]]) -> None:
+    if not rows:
+        raise ValueError("no training triple was produced")
+    write_tsv(path, ["qid", "pos_id", "neg_id"], rows)
+
+
+def _coverage(rows: list[tuple[str, str, str]], train_order: Sequence[str]) -> dict:
+    return {"train_queries": len(train_order), "train_queries_with_triples": len({q for q, _, _ in rows})}
+
+
+def _write_stats(path: str | Path, stats: dict, start: float) -> dict:
+    stats["seconds"] = round(time.perf_counter() - start, 2)
+    write_json(path, stats)
+    log.info("training data: %s", stats)
+    return stats
