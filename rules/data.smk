@@ -17,6 +17,7 @@ rule download:
         "../workflow_scripts/download.py"
 
 
+# Mining mode: one split for every run; one triples job per negative set (see negatives_set in common.smk).
 if SETTINGS.train_data.docpairs is None:
 
     rule training_split:
@@ -40,16 +41,16 @@ if SETTINGS.train_data.docpairs is None:
         script:
             "../workflow_scripts/training_split.py"
 
-    rule training_triples:
+    rule training_data:
         input:
             unpack(training_triples_input),
         output:
             triples="results/train_data/{source}/triples.tsv",
             stats="results/train_data/{source}/stats.json",
         log:
-            "results/logs/training_triples/{source}.log",
+            "results/logs/training_data/{source}.log",
         benchmark:
-            "results/benchmarks/training_triples/{source}.tsv"
+            "results/benchmarks/training_data/{source}.tsv"
         conda:
             "../envs/data.yaml"
         params:
@@ -59,11 +60,13 @@ if SETTINGS.train_data.docpairs is None:
             source=negatives_source,
             home=ir_home(),
         script:
-            "../workflow_scripts/training_triples.py"
+            "../workflow_scripts/training_data.py"
 
 else:
 
-    rule training_docpairs:
+    # Docpairs mode: one job, since the split needs the docpairs' queries (the same rule name as the mining jobs, so
+    # that the profiles' resources apply to either).
+    rule training_data:
         input:
             unpack(training_split_input),
         output:
@@ -72,9 +75,9 @@ else:
             triples="results/train_data/docpairs/triples.tsv",
             stats="results/train_data/docpairs/stats.json",
         log:
-            "results/logs/training_docpairs.log",
+            "results/logs/training_data/docpairs.log",
         benchmark:
-            "results/benchmarks/training_docpairs.tsv"
+            "results/benchmarks/training_data/docpairs.tsv"
         conda:
             "../envs/data.yaml"
         params:

@@ -28,3 +28,10 @@ def validated(**sections) -> dict:
 
 def settings(**sections) -> Settings:
     return Settings.from_config(validated(**sections))
+
+
+def with_defaults(config: dict) -> dict:
+    """A copy of a complete config with the schema's defaults filled in, as the workflow sees it."""
+    config = copy.deepcopy(config)
+    validate(config, str(SCHEMA), set_default=True)
+    return config

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from margin_retrieval.experiments import expand_experiments
+from margin_retrieval.experiments import COLUMNS, GridDefaults, expand_experiments
+from tests.configs import with_defaults
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
@@ -102,8 +103,9 @@ def job_stats(output: str) -> dict[str, int]:
 
 def expected_jobs(config: dict) -> dict[str, int]:
     students = [config["student"]] if isinstance(config["student"], str) else config["student"]
-    runs = expand_experiments(config["experiments"], students)
+    runs = expand_experiments(config["experiments"], students, GridDefaults.from_config(with_defaults(config)))
     margin_mse = bool((runs["objective"] == "margin_mse").any())
+    negative_sets = {(run.negatives, run.model if run.negatives == "student" else "") for run in runs.itertuples()}
     systems = len(config.get("zeroshot", [])) + len(runs)
     collections = len(config["collections"])
     corpora = 1  # TREC DL 2019, 2020 and MS MARCO dev share the 8.8M passages: one corpus encoding per system
@@ -113,8 +115,10 @@ def expected_jobs(config: dict) -> dict[str, int]:
     return {
         "download": collections + 1 + validation,
         "prepare_model": len(models),
-        "training_data": 1,
-        "score_teacher": int(margin_mse),
+        "training_split": int("docpairs" not in config["train_data"]),
+        "training_data": len(negative_sets),
+        "score_teacher": len({(run.negatives, run.model if run.negatives == "student" else "")
+                              for run in runs[runs.objective == "margin_mse"].itertuples()}),
         "train": len(runs),
         "encode_docs": systems * corpora * shards,
         "encode_queries": systems * collections,
@@ -185,7 +189,7 @@ def _touch_train_inputs(root: Path, model: str) -> None:
     (root / "results/data/train").mkdir(parents=True)
     (root / "results/data/train/manifest.json").write_text("{}")
     time.sleep(0.01)
-    for name in ("triples.tsv", "splits.json", "validation_candidates.tsv", "stats.json"):
+    for name in ("docpairs/triples.tsv", "splits.json", "validation_candidates.tsv", "docpairs/stats.json"):
         path = root / "results/train_data" / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("")
@@ -194,10 +198,10 @@ def _touch_train_inputs(root: Path, model: str) -> None:
 
 def test_slurm_profile_requests_gpus_only_for_gpu_rules(tmp_path):
     config = yaml.safe_load(PAPER.read_text())
-    runs = expand_experiments(config["experiments"], config["student"])
+    runs = expand_experiments(config["experiments"], config["student"], GridDefaults.from_config(with_defaults(config)))
     row = runs[(runs.model == "distilbert") & (runs.objective == "adaptive") & (runs.fraction == "1")
                & (runs.in_batch == "false")].iloc[0]
-    run = "/".join(f"{column}~{row[column]}" for column in ("model", "objective", "in_batch", "tau", "fraction"))
+    run = "/".join(f"{column}~{row[column]}" for column in COLUMNS)
     _touch_train_inputs(tmp_path, "distilbert")
     _fake_slurm(tmp_path / "bin")
     log = tmp_path / "slurm_calls.txt"
@@ -246,7 +250,7 @@ def test_slurm_profile_names_existing_rules():
     assert "default-resources" not in profile  # a command-line --default-resources would replace it wholesale
     rules = set()
     for path in (REPO / "rules").glob("*.smk"):
-        rules |= set(re.findall(r"^rule (\w+):", path.read_text(), re.M))
+        rules |= set(re.findall(r"^\s*rule (\w+):", path.read_text(), re.M))  # also rules under an if
     for key in ("set-resources", "set-threads"):
         unknown = set(profile[key]) - rules
         assert not unknown, f"{key} names rules that do not exist: {unknown}"

@@ -1,4 +1,11 @@
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
+import yaml
 from snakemake.utils import Paramspace
 
 from margin_retrieval.config import Batching, InBatch, Negatives, Objective
@@ -123,3 +130,38 @@ def test_names_written_before_the_new_columns_still_parse():
     described = run_description(parse(old), DEFAULTS)
     assert described["in_batch"] == InBatch.ORIGINAL and described["fraction"] == 0.5
     assert (described["seed"], described["negatives"], described["batching"]) == (0, "bm25", "random")
+
+
+def test_dry_run_trains_each_negative_source_from_its_own_triples(tmp_path):
+    """One split for every run; one triples set per source, and per student for the students' own rankings."""
+    repo = Path(__file__).resolve().parents[1]
+    config = tmp_path / "grid.yaml"
+    config.write_text(yaml.safe_dump(yaml.safe_load((repo / "config.yaml").read_text()) | {
+        "models": {"a": {"source": "./a", "pooling": "mean"}, "b": {"source": "./b", "pooling": "mean"}},
+        "student": ["a", "b"], "teacher": "a", "zeroshot": [],
+        "experiments": {"g": [{"objective": ["adaptive", "margin_mse"], "negatives": ["bm25", "student"],
+                               "seed": [0, 1]}]}}))
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--snakefile", str(repo / "Snakefile"), "--dry-run", "--directory",
+         str(tmp_path), "--configfile", str(config)],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(repo)})
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    jobs = [block for block in result.stdout.split("\n\n") if re.search(r"^(local)?rule \w+:", block, re.M)]
+
+    def rule_of(block: str) -> str:
+        return re.search(r"^(?:local)?rule (\w+):", block, re.M).group(1)
+
+    outputs = sorted(line.split("output: ")[1] for block in jobs if rule_of(block) == "training_data"
+                     for line in block.splitlines() if "output: " in line)
+    assert outputs == [f"results/train_data/{source}/triples.tsv, results/train_data/{source}/stats.json"
+                       for source in ("bm25", "student/a", "student/b")]
+    assert sum(rule_of(block) == "training_split" for block in jobs) == 1
+    trains = [block for block in jobs if rule_of(block) == "train"]
+    assert len(trains) == 2 * 2 * 2 * 2  # models x objectives x sources x seeds
+    for block in trains:
+        name = next(line for line in block.splitlines() if "output: " in line).split("results/train/")[1]
+        run = parse(name.split("/model,")[0])
+        source = "bm25" if run["negatives"] == "bm25" else f"student/{run['model']}"
+        assert f"results/train_data/{source}/triples.tsv" in block
+        if run["objective"] == "margin_mse":
+            assert f"results/train_data/{source}/teacher_scores.tsv" in block
