@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from margin_retrieval.config import Batching, FirstStage, InBatch, Negatives, Objective
+from margin_retrieval.config import Batching, FirstStage, InBatch, Negatives, Objective, Settings
 
 # The order of the run name's segments: the columns added later come last, so older names keep their prefix.
 COLUMNS = ("model", "objective", "in_batch", "tau", "fraction", "negatives", "batching", "seed")
@@ -31,12 +31,12 @@ class GridDefaults:
     docpairs: bool = False  # train_data.docpairs set: the docpairs are the only negatives
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> "GridDefaults":
-        """From the validated config (schema defaults filled in)."""
-        docpairs = "docpairs" in config["train_data"]  # an optional section: absent means mining
-        source = Negatives.DOCPAIRS if docpairs else Negatives(config["train_data"]["negatives"]["source"])
-        return cls(seed=int(config["training"]["seed"]), negatives=source,
-                   batching=Batching(config["training"]["batching"]), docpairs=docpairs)
+    def from_settings(cls, settings: Settings) -> "GridDefaults":
+        """``training.seed``, ``train_data.negatives.source`` (docpairs when given) and ``training.batching``."""
+        docpairs = settings.train_data.docpairs is not None
+        source = Negatives.DOCPAIRS if docpairs else Negatives(settings.train_data.negatives.source.value)
+        return cls(seed=settings.training.seed, negatives=source, batching=settings.training.batching,
+                   docpairs=docpairs)
 
     def as_row(self) -> dict[str, str]:
         return {"seed": str(self.seed), "negatives": self.negatives.value, "batching": self.batching.value}

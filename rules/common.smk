@@ -16,7 +16,7 @@ from margin_retrieval.experiments import (
 
 # The typed view of the validated config (schema defaults filled in), built once; rules pass its sections on.
 SETTINGS = Settings.from_config(config)
-GRID_DEFAULTS = GridDefaults.from_config(config)
+GRID_DEFAULTS = GridDefaults.from_settings(SETTINGS)
 STUDENTS = (
     [config["student"]] if isinstance(config["student"], str) else config["student"]
 )

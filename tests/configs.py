@@ -8,6 +8,7 @@ from pathlib import Path
 from snakemake.utils import validate
 
 from margin_retrieval.config import Settings
+from margin_retrieval.experiments import GridDefaults
 
 SCHEMA = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
 MINIMAL = {
@@ -35,3 +36,8 @@ def with_defaults(config: dict) -> dict:
     config = copy.deepcopy(config)
     validate(config, str(SCHEMA), set_default=True)
     return config
+
+
+def grid_defaults(config: dict) -> GridDefaults:
+    """The defaults of the grid's columns for a complete config, as rules/common.smk derives them."""
+    return GridDefaults.from_settings(Settings.from_config(with_defaults(config)))

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from margin_retrieval.experiments import COLUMNS, GridDefaults, expand_experiments
-from tests.configs import with_defaults
+from margin_retrieval.experiments import COLUMNS, expand_experiments
+from tests.configs import grid_defaults
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
@@ -103,7 +103,7 @@ def job_stats(output: str) -> dict[str, int]:
 
 def expected_jobs(config: dict) -> dict[str, int]:
     students = [config["student"]] if isinstance(config["student"], str) else config["student"]
-    runs = expand_experiments(config["experiments"], students, GridDefaults.from_config(with_defaults(config)))
+    runs = expand_experiments(config["experiments"], students, grid_defaults(config))
     margin_mse = bool((runs["objective"] == "margin_mse").any())
     negative_sets = {(run.negatives, run.model if run.negatives == "student" else "") for run in runs.itertuples()}
     systems = len(config.get("zeroshot", [])) + len(runs)
@@ -198,7 +198,7 @@ def _touch_train_inputs(root: Path, model: str) -> None:
 
 def test_slurm_profile_requests_gpus_only_for_gpu_rules(tmp_path):
     config = yaml.safe_load(PAPER.read_text())
-    runs = expand_experiments(config["experiments"], config["student"], GridDefaults.from_config(with_defaults(config)))
+    runs = expand_experiments(config["experiments"], config["student"], grid_defaults(config))
     row = runs[(runs.model == "distilbert") & (runs.objective == "adaptive") & (runs.fraction == "1")
                & (runs.in_batch == "false")].iloc[0]
     run = "/".join(f"{column}~{row[column]}" for column in COLUMNS)

@@ -8,7 +8,7 @@ import pytest
 import yaml
 from snakemake.utils import Paramspace
 
-from margin_retrieval.config import Batching, InBatch, Negatives, Objective
+from margin_retrieval.config import Batching, InBatch, Negatives, Objective, Settings
 from margin_retrieval.experiments import GridDefaults, expand_experiments, fraction_size, run_description
 from tests.configs import validated
 
@@ -89,7 +89,7 @@ def test_seeds_expand_to_one_run_each_with_the_seed_in_the_name():
 def test_negatives_and_batching_are_columns_with_config_defaults():
     config = validated(train_data={"dataset": "beir/scifact/train", "negatives": {"source": "student"}},
                        training={"seed": 3, "batching": "random"})
-    defaults = GridDefaults.from_config(config)
+    defaults = GridDefaults.from_settings(Settings.from_config(config))
     assert defaults == GridDefaults(seed=3, negatives=Negatives.STUDENT, batching=Batching.RANDOM)
     table = expand_experiments({"g": [{"objective": "adaptive"},
                                       {"objective": "adaptive", "negatives": ["bm25", "student"],
@@ -102,7 +102,7 @@ def test_negatives_and_batching_are_columns_with_config_defaults():
 
 def test_docpairs_configs_name_their_only_negative_source():
     config = validated(train_data={"dataset": "msmarco-passage/train", "docpairs": {}})
-    defaults = GridDefaults.from_config(config)
+    defaults = GridDefaults.from_settings(Settings.from_config(config))
     assert defaults.negatives == Negatives.DOCPAIRS
     assert expand_experiments({"g": [{"objective": "adaptive"}]}, ["m"], defaults).negatives.tolist() == ["docpairs"]
     with pytest.raises(ValueError, match="docpairs"):
