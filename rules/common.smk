@@ -205,7 +205,8 @@ def zeroshot_embeddings(model):
 
 def training_split_input(wildcards):
     """The training collection's manifest, a separate validation dataset's, and the first student's embeddings if
-    it ranks the validation candidates (one candidate set for every run, so validation values compare)."""
+    it ranks the validation candidates (one candidate set for every run, so validation values compare).
+    """
     inputs = {"manifest": f"results/data/{TRAIN_COLLECTION}/manifest.json"}
     if VALIDATION_COLLECTION in DATA_SPECS:
         inputs["validation_manifest"] = (

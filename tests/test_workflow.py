@@ -22,6 +22,8 @@ OBJECTIVE_GRID = {
     "static_sweep": [{"objective": "static", "tau": 1, "in_batch": True}],
     "loss_comparison": [{"objective": ["distributed", "margin_mse", "infonce"]}],
     "data_efficiency": [{"objective": "adaptive", "fraction": [0.5, 1.0]}],
+    # the grid's negatives and seed columns: the student's own negatives, a second seed
+    "negative_sources": [{"objective": "adaptive", "negatives": "student", "seed": 1}],
 }
 PARALLEL_RULES = ("prepare_model", "score_teacher", "train", "encode_docs", "encode_queries", "search")
 TRAINED = {"static/true", "adaptive/false", "distributed/false", "margin_mse/false", "infonce/false"}
@@ -135,6 +137,17 @@ def test_training_logs_have_validation_and_targets(smoke_run):
         assert any(e["event"] == "validation" for e in events)
         if "objective~adaptive" in str(log):
             assert all(e["target_mean"] is not None for e in events if e["event"] == "train")
+
+
+def test_student_negatives_have_their_own_triples_and_run(smoke_run):
+    """Which triples the train job reads is checked on the DAG (test_experiments); here the jobs run end to end."""
+    root, _ = smoke_run
+    data = root / "results/train_data"
+    student, bm25 = (data / "student/tiny/triples.tsv").read_text(), (data / "bm25/triples.tsv").read_text()
+    assert student.splitlines()[0] == bm25.splitlines()[0] and student != bm25
+    run = "model~tiny/objective~adaptive/in_batch~false/tau~none/fraction~1/negatives~student/batching~random/seed~1"
+    events = [json.loads(line) for line in (root / "results/train" / run / "train_log.jsonl").read_text().splitlines()]
+    assert events[0]["event"] == "start" and events[-1]["event"] == "end"
 
 
 def test_rerun_is_up_to_date(smoke_run):
