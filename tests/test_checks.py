@@ -139,3 +139,21 @@ def test_model_source_kinds(tmp_path, monkeypatch):
         model_source_kind("file.bin")
     with pytest.raises(ValueError, match="neither"):
         model_source_kind("not a hub id")
+
+
+def test_failed_job_shows_its_log_in_the_terminal(tmp_path):
+    """The default profile (profiles/default, picked up implicitly) has show-failed-logs: the message of a failed
+    job, here a malformed qrels line found by the download job, reaches the terminal, not only its log file."""
+    config = default_config()
+    config["ir_datasets_home"] = str(tmp_path / "ir_datasets")
+    config["collections"]["local"] = local_collection(tmp_path)
+    (tmp_path / "qrels.tsv").write_text("q1 0 d1 1\nq1 0 d1\n")
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = subprocess.run([*SNAKEMAKE, "results/data/local/manifest.json", "--cores", "1", "--directory",
+                             str(tmp_path), "--configfile", str(path)], capture_output=True, text=True, cwd=tmp_path,
+                            timeout=300, env={**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"})
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "profiles/default" in output
+    assert f"{(tmp_path / 'qrels.tsv').resolve()}:2: expected 'query_id 0 doc_id relevance'" in output, output

@@ -264,3 +264,6 @@ def test_published_teacher_scores_are_joined_to_the_triples(tmp_path):
     assert rows == [("q2", "p2", "n2", 2.0, 0.5), ("q1", "p1", "n1", 3.5, -1.0)]
     with pytest.raises(ValueError, match="no teacher score for 1 of 2"):
         scores_from_file(path, [("q1", "p1", "n1"), ("q3", "p3", "n3")])
+    path.write_text("3.5\t-1.0\tq1\tp1\tn1\nyes\t8.0\tq9\tp9\tn9\n")
+    with pytest.raises(ValueError, match=r"scores\.tsv:2: expected 'score_pos score_neg qid pos_id neg_id'"):
+        scores_from_file(path, [("q1", "p1", "n1")])
