@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 import textwrap
@@ -162,3 +163,32 @@ def test_killed_job_resumes_from_its_checkpoint_and_matches_an_uninterrupted_run
     assert steps == sorted(set(steps)) == list(range(1, total_steps(8, resumed.config) + 1))
     for name, value in reference.encoder.model.state_dict().items():
         torch.testing.assert_close(resumed.encoder.model.state_dict()[name], value)
+
+
+GPU_JOB_SCRIPT = textwrap.dedent("""
+    import runpy, sys, types
+    from margin_retrieval.data import collections
+    import margin_retrieval.io as io_module
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("data was read before the device check")
+
+    collections.load = collections.configure_home = io_module.read_tsv = forbidden
+    params = types.SimpleNamespace(training={"device": "auto"}, scores_file=None, home=None, spec={}, name="train")
+    snakemake = types.SimpleNamespace(log=[sys.argv[2]], threads=1, params=params, resources={"gpu": 1},
+                                      input=types.SimpleNamespace(triples="triples.tsv", model="model"),
+                                      wildcards={}, output=["out"])
+    runpy.run_path(sys.argv[1], init_globals={"snakemake": snakemake})
+""")
+
+
+@pytest.mark.parametrize("script", ["train.py", "score_teacher.py", "encode.py"])
+def test_gpu_job_without_cuda_fails_before_reading_data(tmp_path, script):
+    log = tmp_path / "job.log"
+    result = subprocess.run([sys.executable, "-c", GPU_JOB_SCRIPT, str(REPO / "workflow_scripts" / script), str(log)],
+                            cwd=REPO, capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": str(REPO)})
+    assert result.returncode != 0
+    message = log.read_text()
+    assert "given the 'gpu' resource but torch sees no CUDA device" in message, message
+    assert "data was read before" not in message
