@@ -11,6 +11,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -192,3 +193,36 @@ def test_gpu_job_without_cuda_fails_before_reading_data(tmp_path, script):
     message = log.read_text()
     assert "given the 'gpu' resource but torch sees no CUDA device" in message, message
     assert "data was read before" not in message
+
+
+@pytest.mark.parametrize("objective, similarity, expected", [("margin_mse", "dot", "dot"),
+                                                             ("margin_mse", "cosine", "cosine"),
+                                                             ("adaptive", "dot", "cosine")])
+def test_the_trained_similarity_is_recorded_and_used_for_scoring(base_model, tmp_path, objective, similarity,
+                                                                 expected):
+    """Dot-product Margin-MSE gives a dot model: recorded in margin_retrieval.json, without sentence-transformers'
+    Normalize module, validated and encoded on raw embeddings; every other model stays cosine (normalised)."""
+    trainer = Trainer(base_model, tiny_data(teacher=True),
+                      config(objective=objective, margin_mse_similarity=similarity, max_epochs=1), tmp_path / "work")
+    norms = []
+    encode = trainer.encoder.encode
+
+    def spy(*args, **kwargs):
+        rows = encode(*args, **kwargs)
+        norms.extend(np.linalg.norm(rows, axis=1))
+        return rows
+
+    trainer.encoder.encode = spy  # what validation scores with
+    trainer.fit()
+    trainer.export(tmp_path / "model", tmp_path / "log.jsonl")
+    assert json.loads((tmp_path / "model/margin_retrieval.json").read_text())["similarity"] == expected
+    modules = [m["type"].rsplit(".", 1)[1] for m in json.loads((tmp_path / "model/modules.json").read_text())]
+    assert modules == ["Transformer", "Pooling", "Normalize"][: 3 if expected == "cosine" else 2]
+    exported = Encoder.load(tmp_path / "model")
+    assert exported.similarity == expected
+    rows = exported.encode(["cell protein", "heart"], 8, 2, "fp32")  # what retrieval indexes
+    unit = lambda values: np.allclose(values, 1.0, atol=1e-5)  # noqa: E731
+    assert unit(np.linalg.norm(rows, axis=1)) == (expected == "cosine")
+    assert norms and unit(norms) == (expected == "cosine")
+    np.testing.assert_array_equal(rows, exported.encode(["cell protein", "heart"], 8, 2, "fp32",
+                                                        normalize=expected == "cosine"))

@@ -52,6 +52,7 @@ class Trainer:
         self.device = resolve_device(config.device, gpu_requested)
         seed_everything(config.seed)
         self.encoder = Encoder.load(base_model, device=self.device)
+        self.encoder.similarity = trained_similarity(config)  # recorded with the model; validation scores with it
         self.encoder.model.train()  # HF models load in eval mode: dropout would be silently off
         self.loss = build_loss(
             config.objective, tau=config.tau, in_batch=_in_batch_value(config.in_batch), error=config.error,
@@ -215,6 +216,13 @@ class Trainer:
         with atomic_path(log_out) as tmp:
             shutil.copyfile(self.log_path, tmp)
         shutil.rmtree(self.work_dir, ignore_errors=True)
+
+
+def trained_similarity(config: TrainConfig) -> str:
+    """The score the trained model is meant for: dot for the original (dot-product) Margin-MSE, else cosine."""
+    if config.objective == "margin_mse" and config.margin_mse_similarity == "dot":
+        return "dot"
+    return "cosine"
 
 
 def _in_batch_value(name: str) -> bool | str:
