@@ -21,6 +21,7 @@ from margin_retrieval.training.batching import batch_indices, total_steps
 from margin_retrieval.training.config import TrainConfig
 from margin_retrieval.training.data import TrainingData
 from margin_retrieval.training.trainer import Trainer
+from margin_retrieval.training.validation import validate
 from tests.tiny_bert import make_tiny_bert
 
 REPO = Path(__file__).resolve().parents[1]
@@ -92,14 +93,26 @@ def test_batches_cover_each_epoch_once_and_are_reproducible():
 
 
 def test_early_stopping_keeps_the_best_checkpoint(base_model, tmp_path):
-    trainer = Trainer(base_model, tiny_data(), config(validate_every=1, patience=1, learning_rate=0.05,
-                                                      max_epochs=5), tmp_path / "work")
+    data = tiny_data()
+    trainer = Trainer(base_model, data, config(validate_every=1, patience=2, learning_rate=0.05, max_epochs=5),
+                      tmp_path / "work")
     summary = trainer.fit()
     events = read_log(trainer.log_path)
-    if summary["stopped_reason"] == "early_stopping":
-        assert events[-2]["event"] == "validation" and events[-2]["nDCG@10"] <= summary["best_value"]
-    best = Encoder.load(trainer.best_dir)
-    assert best is not None
+    assert summary["stopped_reason"] == "early_stopping"
+    validations = [e for e in events if e["event"] == "validation"]
+    assert events[-1]["event"] == "end" and events[-2]["event"] == "validation"
+    assert validations[-1]["step"] < total_steps(8, trainer.config)  # stopped before the last step
+    best = max(validations, key=lambda e: e["nDCG@10"])  # the first of equal values: later ones do not improve
+    assert (summary["best_step"], summary["best_value"]) == (best["step"], best["nDCG@10"])
+    # stopped after exactly `patience` validations without improvement
+    assert [e["step"] for e in validations if e["step"] > best["step"]] == [v["step"] for v in validations[-2:]]
+    assert all(v["nDCG@10"] <= best["nDCG@10"] for v in validations[-2:])
+    # the kept model is the best one, not the last: it reproduces the best validation value
+    trainer.export(tmp_path / "model", tmp_path / "log.jsonl")
+    kept = Encoder.load(tmp_path / "model")
+    assert validate(kept, data, trainer.config) == pytest.approx(summary["best_value"], abs=1e-6)
+    assert any(not torch.equal(kept.model.state_dict()[k], v.cpu())
+               for k, v in trainer.encoder.model.state_dict().items())
 
 
 def test_non_finite_loss_names_the_step(base_model, tmp_path):
