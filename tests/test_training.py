@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import random
 import subprocess
 import sys
 import textwrap
@@ -138,45 +139,76 @@ def test_margin_mse_without_teacher_scores_is_an_error(base_model, tmp_path):
         Trainer(base_model, tiny_data(), config(objective="margin_mse"), tmp_path / "work")
 
 
+RESUME_CONFIG = dict(max_epochs=4, checkpoint_every=3, validate_every=2)  # 12 steps, 6 validations, 4 checkpoints
 RESUME_SCRIPT = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from tests.test_training import tiny_data, config
+    from tests.test_training import RESUME_CONFIG, tiny_data, config
     from margin_retrieval.training.trainer import Trainer
     import margin_retrieval.training.trainer as training
     original = training.Trainer._train_step
     def slow_step(self):
         original(self)
-        time.sleep(0.3)  # leaves time to kill the job between checkpoints
+        time.sleep(0.3)  # leaves time to kill the job at the chosen step
     training.Trainer._train_step = slow_step
-    trainer = Trainer(Path(sys.argv[1]), tiny_data(), config(max_epochs=4), Path(sys.argv[2]))
+    trainer = Trainer(Path(sys.argv[1]), tiny_data(), config(**RESUME_CONFIG), Path(sys.argv[2]))
     trainer.fit()
 """)
 
 
+def outcome(trainer: Trainer, summary: dict, out: Path) -> dict:
+    """What a finished run leaves: its summary, validation curve, losses, and the exported model's weights."""
+    trainer.export(out / "model", out / "train_log.jsonl")
+    events = read_log(out / "train_log.jsonl")
+    return {"summary": summary,
+            "validations": [(e["step"], e["nDCG@10"]) for e in events if e["event"] == "validation"],
+            "losses": [(e["step"], e["loss"]) for e in events if e["event"] == "train"],
+            "model": Encoder.load(out / "model").model.state_dict(),
+            "final": {k: v.clone() for k, v in trainer.encoder.model.state_dict().items()}}
+
+
+def assert_same_outcome(got: dict, expected: dict, context: str) -> None:
+    for key in ("summary", "validations", "losses"):
+        assert got[key] == expected[key], f"{context}: {key} differ"
+    for weights in ("model", "final"):
+        assert got[weights].keys() == expected[weights].keys()
+        for name, value in expected[weights].items():
+            assert torch.equal(got[weights][name], value), f"{context}: {weights} weight {name} differs"
+
+
+def test_same_seed_gives_identical_results_and_another_seed_does_not(base_model, tmp_path):
+    results = []
+    for run, seed in enumerate((0, 0, 1)):
+        trainer = Trainer(base_model, tiny_data(), config(seed=seed, **RESUME_CONFIG), tmp_path / f"work{run}")
+        results.append(outcome(trainer, trainer.fit(), tmp_path / f"out{run}"))
+    assert_same_outcome(results[1], results[0], "same seed")
+    assert results[2]["losses"] != results[0]["losses"]  # the seed matters (dropout, data order): not vacuous
+
+
 def test_killed_job_resumes_from_its_checkpoint_and_matches_an_uninterrupted_run(base_model, tmp_path):
-    reference = Trainer(base_model, tiny_data(), config(max_epochs=4), tmp_path / "reference")
-    reference.fit()
+    reference_trainer = Trainer(base_model, tiny_data(), config(**RESUME_CONFIG), tmp_path / "reference")
+    reference = outcome(reference_trainer, reference_trainer.fit(), tmp_path / "reference_out")
+    steps = total_steps(8, reference_trainer.config)
+    kill_at = random.randint(2, steps - 2)  # a random step, reported on failure
     work = tmp_path / "work"
     process = subprocess.Popen([sys.executable, "-c", RESUME_SCRIPT, str(base_model), str(work)], cwd=REPO)
     deadline = time.time() + 120
     while time.time() < deadline and process.poll() is None:
         log = work / "train_log.jsonl"
-        if log.exists() and sum(1 for e in read_log(log) if e["event"] == "train" and e["step"] >= 4):
-            process.kill()
+        if log.exists() and any(e["event"] == "train" and e["step"] >= kill_at for e in read_log(log)):
+            process.kill()  # SIGKILL, as kill -9
             break
         time.sleep(0.05)
     process.wait()
-    assert process.returncode != 0, "the job finished before it could be interrupted"
-    resumed = Trainer(base_model, tiny_data(), config(max_epochs=4), work)
-    resumed.fit()
-    events = read_log(resumed.log_path)
+    assert process.returncode == -9, f"the job was not killed at step {kill_at} (exit {process.returncode})"
+    resumed_trainer = Trainer(base_model, tiny_data(), config(**RESUME_CONFIG), work)
+    resumed = outcome(resumed_trainer, resumed_trainer.fit(), tmp_path / "resumed_out")
+    events = read_log(tmp_path / "resumed_out" / "train_log.jsonl")
     resume_event = next(e for e in events if e["event"] == "resumed")
-    assert resume_event["from_step"] >= 3
-    steps = [e["step"] for e in events if e["event"] == "train"]
-    assert steps == sorted(set(steps)) == list(range(1, total_steps(8, resumed.config) + 1))
-    for name, value in reference.encoder.model.state_dict().items():
-        torch.testing.assert_close(resumed.encoder.model.state_dict()[name], value)
+    checkpoint_steps = set(range(0, steps, RESUME_CONFIG["checkpoint_every"]))
+    assert resume_event["from_step"] in checkpoint_steps and resume_event["from_step"] <= kill_at + 1
+    assert [e["step"] for e in events if e["event"] == "train"] == list(range(1, steps + 1))
+    assert_same_outcome(resumed, reference, f"killed at step {kill_at}")
 
 
 GPU_JOB_SCRIPT = textwrap.dedent("""

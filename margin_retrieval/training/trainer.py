@@ -143,7 +143,8 @@ class Trainer:
         self._log("validation", **{"nDCG@10": value})
         if value > self.state["best_value"]:
             self.state.update(best_value=value, best_step=self.state["step"], bad_validations=0)
-            self.encoder.save(self.best_dir)
+            with atomic_path(self.best_dir) as tmp:  # a kill while saving keeps the previous best intact
+                self.encoder.save(tmp)
         else:
             self.state["bad_validations"] += 1
         return self.state["bad_validations"] >= self.config.patience
