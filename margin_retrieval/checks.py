@@ -6,8 +6,7 @@ before the first job, in a few lines that name the key or the file.
 - ``check_values``: what the schema cannot express: the significance tests' reference, measure names (ir_measures),
   the faiss index factory string, and the local files and directories the jobs will read.
 
-Heavy libraries (faiss, ir_measures) are imported inside the checks that need them, so that importing this module
-stays cheap for the jobs that only classify a model source.
+faiss and ir_measures are imported inside the checks that need them: importing this module stays cheap.
 """
 
 from __future__ import annotations
@@ -19,8 +18,8 @@ from typing import Iterable, Iterator, Mapping
 
 import yaml
 
-# A Hugging Face hub id: ``name`` or ``owner/name``.
-HUB_ID = re.compile(r"[\w.-]+(/[\w.-]+)?")
+from margin_retrieval.models.source_kind import model_source_kind
+
 # Embedding sizes tried when parsing the index string: a product quantizer (PQ<M>) needs M to divide the dimension,
 # which is not known before a model is loaded, so the string counts as valid if one common dimension accepts it.
 INDEX_CHECK_DIMENSIONS = (768, 1024, 384, 960)
@@ -156,31 +155,3 @@ def check_local_files(spec: Mapping, key: str) -> None:
         if not path.exists():
             raise ConfigError(f"config {key}.{part}: no such file: {spec[part]} "
                               f"(relative paths are relative to the working directory {Path.cwd()})")
-
-
-# -- model sources -----------------------------------------------------------------------------------------------------
-
-
-def model_source_kind(source: str) -> str:
-    """``onnx``, ``package``, ``directory`` or ``hub`` for a ``models.<name>.source``.
-
-    An existing directory wins (a relative one needs no ``./``). Something that looks like a path (absolute, ``~``,
-    ``.``, two or more ``/``, or a first component that is an existing directory here) but does not exist raises
-    FileNotFoundError at once, instead of being tried as a hub id (which fails after many seconds of retries).
-    """
-    if source.startswith(("onnx:", "package:")):
-        return source.split(":", 1)[0]
-    path = Path(source).expanduser()
-    if path.is_dir():
-        return "directory"
-    first = Path(source.split("/", 1)[0]).expanduser()
-    looks_like_path = (source.startswith(("/", "~", ".")) or source.count("/") > 1 or "\\" in source
-                       or path.exists() or ("/" in source and first.is_dir()))
-    if looks_like_path:
-        state = "is not a directory" if path.exists() else "no such directory"
-        raise FileNotFoundError(f"{source!r}: {state} ({path.resolve()}); a local model source must be a model "
-                                "directory (relative paths are relative to the working directory)")
-    if HUB_ID.fullmatch(source):
-        return "hub"
-    raise ValueError(f"model source {source!r} is neither onnx:<package>, package:<package>, an existing directory "
-                     "nor a Hugging Face hub id ([owner/]name)")

@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 from margin_retrieval import checks
-from margin_retrieval.checks import ConfigError, model_source_kind
+from margin_retrieval.checks import ConfigError
+from margin_retrieval.models.source_kind import model_source_kind
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from margin_retrieval.checks import model_source_kind
+from margin_retrieval.models.source_kind import model_source_kind
 from margin_retrieval.models.encoders import Encoder, _check_pooling
 from margin_retrieval.io import atomic_path
 
