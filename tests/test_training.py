@@ -5,12 +5,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
+import random
 import subprocess
 import sys
 import textwrap
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -20,6 +23,7 @@ from margin_retrieval.training.batching import batch_indices, total_steps
 from margin_retrieval.training.config import TrainConfig
 from margin_retrieval.training.data import TrainingData
 from margin_retrieval.training.trainer import Trainer
+from margin_retrieval.training.validation import validate
 from tests.configs import settings
 from tests.tiny_bert import make_tiny_bert
 
@@ -98,14 +102,26 @@ def test_batches_cover_each_epoch_once_and_are_reproducible():
 
 
 def test_early_stopping_keeps_the_best_checkpoint(base_model, tmp_path):
-    trainer = Trainer(base_model, tiny_data(), config(validate_every=1, patience=1, learning_rate=0.05,
-                                                      max_epochs=5), tmp_path / "work")
+    data = tiny_data()
+    trainer = Trainer(base_model, data, config(validate_every=1, patience=2, learning_rate=0.05, max_epochs=5),
+                      tmp_path / "work")
     summary = trainer.fit()
     events = read_log(trainer.log_path)
-    if summary["stopped_reason"] == "early_stopping":
-        assert events[-2]["event"] == "validation" and events[-2]["nDCG@10"] <= summary["best_value"]
-    best = Encoder.load(trainer.best_dir)
-    assert best is not None
+    assert summary["stopped_reason"] == "early_stopping"
+    validations = [e for e in events if e["event"] == "validation"]
+    assert events[-1]["event"] == "end" and events[-2]["event"] == "validation"
+    assert validations[-1]["step"] < total_steps(8, trainer.config)  # stopped before the last step
+    best = max(validations, key=lambda e: e["nDCG@10"])  # the first of equal values: later ones do not improve
+    assert (summary["best_step"], summary["best_value"]) == (best["step"], best["nDCG@10"])
+    # stopped after exactly `patience` validations without improvement
+    assert [e["step"] for e in validations if e["step"] > best["step"]] == [v["step"] for v in validations[-2:]]
+    assert all(v["nDCG@10"] <= best["nDCG@10"] for v in validations[-2:])
+    # the kept model is the best one, not the last: it reproduces the best validation value
+    trainer.export(tmp_path / "model", tmp_path / "log.jsonl")
+    kept = Encoder.load(tmp_path / "model")
+    assert validate(kept, data, trainer.config) == pytest.approx(summary["best_value"], abs=1e-6)
+    assert any(not torch.equal(kept.model.state_dict()[k], v.cpu())
+               for k, v in trainer.encoder.model.state_dict().items())
 
 
 def test_non_finite_loss_names_the_step(base_model, tmp_path):
@@ -131,42 +147,135 @@ def test_margin_mse_without_teacher_scores_is_an_error(base_model, tmp_path):
         Trainer(base_model, tiny_data(), config(objective="margin_mse"), tmp_path / "work")
 
 
+RESUME_CONFIG = dict(max_epochs=4, checkpoint_every=3, validate_every=2)  # 12 steps, 6 validations, 4 checkpoints
 RESUME_SCRIPT = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from tests.test_training import tiny_data, config
+    from tests.test_training import RESUME_CONFIG, tiny_data, config
     from margin_retrieval.training.trainer import Trainer
     import margin_retrieval.training.trainer as training
     original = training.Trainer._train_step
     def slow_step(self):
         original(self)
-        time.sleep(0.3)  # leaves time to kill the job between checkpoints
+        time.sleep(0.3)  # leaves time to kill the job at the chosen step
     training.Trainer._train_step = slow_step
-    trainer = Trainer(Path(sys.argv[1]), tiny_data(), config(max_epochs=4), Path(sys.argv[2]))
+    trainer = Trainer(Path(sys.argv[1]), tiny_data(), config(**RESUME_CONFIG), Path(sys.argv[2]))
     trainer.fit()
 """)
 
 
+def outcome(trainer: Trainer, summary: dict, out: Path) -> dict:
+    """What a finished run leaves: its summary, validation curve, losses, and the exported model's weights."""
+    trainer.export(out / "model", out / "train_log.jsonl")
+    events = read_log(out / "train_log.jsonl")
+    return {"summary": summary,
+            "validations": [(e["step"], e["nDCG@10"]) for e in events if e["event"] == "validation"],
+            "losses": [(e["step"], e["loss"]) for e in events if e["event"] == "train"],
+            "model": Encoder.load(out / "model").model.state_dict(),
+            "final": {k: v.clone() for k, v in trainer.encoder.model.state_dict().items()}}
+
+
+def assert_same_outcome(got: dict, expected: dict, context: str) -> None:
+    for key in ("summary", "validations", "losses"):
+        assert got[key] == expected[key], f"{context}: {key} differ"
+    for weights in ("model", "final"):
+        assert got[weights].keys() == expected[weights].keys()
+        for name, value in expected[weights].items():
+            assert torch.equal(got[weights][name], value), f"{context}: {weights} weight {name} differs"
+
+
+def test_same_seed_gives_identical_results_and_another_seed_does_not(base_model, tmp_path):
+    results = []
+    for run, seed in enumerate((0, 0, 1)):
+        trainer = Trainer(base_model, tiny_data(), config(seed=seed, **RESUME_CONFIG), tmp_path / f"work{run}")
+        results.append(outcome(trainer, trainer.fit(), tmp_path / f"out{run}"))
+    assert_same_outcome(results[1], results[0], "same seed")
+    assert results[2]["losses"] != results[0]["losses"]  # the seed matters (dropout, data order): not vacuous
+
+
 def test_killed_job_resumes_from_its_checkpoint_and_matches_an_uninterrupted_run(base_model, tmp_path):
-    reference = Trainer(base_model, tiny_data(), config(max_epochs=4), tmp_path / "reference")
-    reference.fit()
+    reference_trainer = Trainer(base_model, tiny_data(), config(**RESUME_CONFIG), tmp_path / "reference")
+    reference = outcome(reference_trainer, reference_trainer.fit(), tmp_path / "reference_out")
+    steps = total_steps(8, reference_trainer.config)
+    kill_at = random.randint(2, steps - 2)  # a random step, reported on failure
     work = tmp_path / "work"
     process = subprocess.Popen([sys.executable, "-c", RESUME_SCRIPT, str(base_model), str(work)], cwd=REPO)
     deadline = time.time() + 120
     while time.time() < deadline and process.poll() is None:
         log = work / "train_log.jsonl"
-        if log.exists() and sum(1 for e in read_log(log) if e["event"] == "train" and e["step"] >= 4):
-            process.kill()
+        if log.exists() and any(e["event"] == "train" and e["step"] >= kill_at for e in read_log(log)):
+            process.kill()  # SIGKILL, as kill -9
             break
         time.sleep(0.05)
     process.wait()
-    assert process.returncode != 0, "the job finished before it could be interrupted"
-    resumed = Trainer(base_model, tiny_data(), config(max_epochs=4), work)
-    resumed.fit()
-    events = read_log(resumed.log_path)
+    assert process.returncode == -9, f"the job was not killed at step {kill_at} (exit {process.returncode})"
+    resumed_trainer = Trainer(base_model, tiny_data(), config(**RESUME_CONFIG), work)
+    resumed = outcome(resumed_trainer, resumed_trainer.fit(), tmp_path / "resumed_out")
+    events = read_log(tmp_path / "resumed_out" / "train_log.jsonl")
     resume_event = next(e for e in events if e["event"] == "resumed")
-    assert resume_event["from_step"] >= 3
-    steps = [e["step"] for e in events if e["event"] == "train"]
-    assert steps == sorted(set(steps)) == list(range(1, total_steps(8, resumed.config) + 1))
-    for name, value in reference.encoder.model.state_dict().items():
-        torch.testing.assert_close(resumed.encoder.model.state_dict()[name], value)
+    checkpoint_steps = set(range(0, steps, RESUME_CONFIG["checkpoint_every"]))
+    assert resume_event["from_step"] in checkpoint_steps and resume_event["from_step"] <= kill_at + 1
+    assert [e["step"] for e in events if e["event"] == "train"] == list(range(1, steps + 1))
+    assert_same_outcome(resumed, reference, f"killed at step {kill_at}")
+
+
+GPU_JOB_SCRIPT = textwrap.dedent("""
+    import runpy, sys, types
+    from margin_retrieval.data import collections
+    import margin_retrieval.io as io_module
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("data was read before the device check")
+
+    collections.load = collections.configure_home = io_module.read_tsv = forbidden
+    params = types.SimpleNamespace(training={"device": "auto"}, scores_file=None, home=None, spec={}, name="train")
+    snakemake = types.SimpleNamespace(log=[sys.argv[2]], threads=1, params=params, resources={"gpu": 1},
+                                      input=types.SimpleNamespace(triples="triples.tsv", model="model"),
+                                      wildcards={}, output=["out"])
+    runpy.run_path(sys.argv[1], init_globals={"snakemake": snakemake})
+""")
+
+
+@pytest.mark.parametrize("script", ["train.py", "score_teacher.py", "encode.py"])
+def test_gpu_job_without_cuda_fails_before_reading_data(tmp_path, script):
+    log = tmp_path / "job.log"
+    result = subprocess.run([sys.executable, "-c", GPU_JOB_SCRIPT, str(REPO / "workflow_scripts" / script), str(log)],
+                            cwd=REPO, capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": str(REPO)})
+    assert result.returncode != 0
+    message = log.read_text()
+    assert "given the 'gpu' resource but torch sees no CUDA device" in message, message
+    assert "data was read before" not in message
+
+
+@pytest.mark.parametrize("objective, similarity, expected", [("margin_mse", "dot", "dot"),
+                                                             ("margin_mse", "cosine", "cosine"),
+                                                             ("adaptive", "dot", "cosine")])
+def test_the_trained_similarity_is_recorded_and_used_for_scoring(base_model, tmp_path, objective, similarity,
+                                                                 expected):
+    """Dot-product Margin-MSE gives a dot model: recorded in margin_retrieval.json, without sentence-transformers'
+    Normalize module, validated and encoded on raw embeddings; every other model stays cosine (normalised)."""
+    trainer = Trainer(base_model, tiny_data(teacher=True),
+                      config(objective=objective, margin_mse_similarity=similarity, max_epochs=1), tmp_path / "work")
+    norms = []
+    encode = trainer.encoder.encode
+
+    def spy(*args, **kwargs):
+        rows = encode(*args, **kwargs)
+        norms.extend(np.linalg.norm(rows, axis=1))
+        return rows
+
+    trainer.encoder.encode = spy  # what validation scores with
+    trainer.fit()
+    trainer.export(tmp_path / "model", tmp_path / "log.jsonl")
+    assert json.loads((tmp_path / "model/margin_retrieval.json").read_text())["similarity"] == expected
+    modules = [m["type"].rsplit(".", 1)[1] for m in json.loads((tmp_path / "model/modules.json").read_text())]
+    assert modules == ["Transformer", "Pooling", "Normalize"][: 3 if expected == "cosine" else 2]
+    exported = Encoder.load(tmp_path / "model")
+    assert exported.similarity == expected
+    rows = exported.encode(["cell protein", "heart"], 8, 2, "fp32")  # what retrieval indexes
+    unit = lambda values: np.allclose(values, 1.0, atol=1e-5)  # noqa: E731
+    assert unit(np.linalg.norm(rows, axis=1)) == (expected == "cosine")
+    assert norms and unit(norms) == (expected == "cosine")
+    np.testing.assert_array_equal(rows, exported.encode(["cell protein", "heart"], 8, 2, "fp32",
+                                                        normalize=expected == "cosine"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from margin_retrieval.experiments import expand_experiments
 from tests.tiny_bert import make_tiny_bert
 from tests.tiny_collection import write_collection
 
@@ -163,10 +165,13 @@ def test_lint_is_clean():
 
 
 def test_default_config_dry_runs(tmp_path):
-    result = subprocess.run([*SNAKEMAKE, "--dry-run", "--quiet", "rules", "--directory", str(REPO)],
+    result = subprocess.run([*SNAKEMAKE, "--dry-run", "--forceall", "--quiet", "rules", "--directory", str(REPO)],
                             capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "train" in result.stdout
+    # The job table's row of the train rule (a bare "train" would also match training_data and the data names).
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    runs = expand_experiments(config["experiments"], [config["student"]])
+    assert re.search(rf"^train\s+{len(runs)}$", result.stdout, re.M), result.stdout
 
 
 @pytest.mark.parametrize(

@@ -13,10 +13,10 @@ from margin_retrieval.retrieval.encoding import encode_docs_shard, encode_querie
 from margin_retrieval.models.encoders import Encoder
 from margin_retrieval.models.device import resolve_device
 
+device = resolve_device("auto", snakemake.resources.get("gpu", 0) > 0)  # before any data is read
 torch.set_num_threads(snakemake.threads)
 collections.configure_home(snakemake.params.home)
 dataset = collections.load(snakemake.params.spec, snakemake.params.name)
-device = resolve_device("auto", snakemake.resources.get("gpu", 0) > 0)
 encoder = Encoder.load(Path(snakemake.input.model), device=device)
 p = snakemake.params
 if "scatteritem" in snakemake.wildcards.keys():

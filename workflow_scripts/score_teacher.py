@@ -16,6 +16,8 @@ from margin_retrieval.models.device import resolve_device
 
 torch.set_num_threads(snakemake.threads)
 p = snakemake.params
+if not p.scores_file:  # scoring with the teacher model: no CUDA for a gpu job fails before any data is read
+    device = resolve_device("auto", snakemake.resources.get("gpu", 0) > 0)
 triples = [(r["qid"], r["pos_id"], r["neg_id"]) for r in read_tsv(snakemake.input.triples)]
 if p.scores_file:
     rows = scores_from_file(p.scores_file, triples)
@@ -24,7 +26,6 @@ else:
     dataset = collections.load(p.spec, p.name)
     query_text = collections.queries(dataset)
     doc_text = collections.doc_lookup(dataset, sorted({d for _, pos, neg in triples for d in (pos, neg)}))
-    device = resolve_device("auto", snakemake.resources.get("gpu", 0) > 0)
     encoder = Encoder.load(Path(snakemake.input.model), device=device)
     rows = score_triples(encoder, triples, query_text, doc_text, p.max_query_length, p.max_doc_length, p.batch_size,
                          similarity=p.similarity, precision=p.precision)

@@ -9,10 +9,13 @@ setup_job_logging(snakemake.log[0])
 import torch
 
 from margin_retrieval.data import collections
+from margin_retrieval.models.device import resolve_device
 from margin_retrieval.training.config import TrainConfig
 from margin_retrieval.training.data import load_training_data
 from margin_retrieval.training.trainer import Trainer
 
+gpu_requested = snakemake.resources.get("gpu", 0) > 0
+resolve_device(snakemake.params.training["device"], gpu_requested)  # no CUDA: fail before loading any data
 torch.set_num_threads(snakemake.threads)
 collections.configure_home(snakemake.params.home)
 dataset = collections.load(snakemake.params.spec, snakemake.params.name)
@@ -24,6 +27,6 @@ data = load_training_data(
     teacher_path=Path(snakemake.input.teacher_scores[0]) if snakemake.input.teacher_scores else None,
 )
 trainer = Trainer(Path(snakemake.input.base_model), data, TrainConfig.from_config(snakemake.params.training, run),
-                  Path(snakemake.params.work_dir), gpu_requested=snakemake.resources.get("gpu", 0) > 0)
+                  Path(snakemake.params.work_dir), gpu_requested=gpu_requested)
 trainer.fit()
 trainer.export(Path(snakemake.output.model), Path(snakemake.output.log))

@@ -37,13 +37,13 @@ import time
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from margin_retrieval.data.local_formats import BEIR_QRELS_HEADER, check_local_files, first_line
 from margin_retrieval.io import write_json
 
 log = logging.getLogger(__name__)
 
 LOCAL_KEYS = ("docs", "queries", "qrels")
 DOCS_FORMATS = ("tsv", "trec", "jsonl")
-BEIR_QRELS_HEADER = "query-id\tcorpus-id\tscore"
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -160,7 +160,7 @@ def _load_local(spec: dict, name: str):
     else:
         queries = TsvQueries(LocalDownload(paths["queries"]))
 
-    if _first_line(paths["qrels"]).strip() == BEIR_QRELS_HEADER:
+    if first_line(paths["qrels"]).strip() == BEIR_QRELS_HEADER:
         from ir_datasets.datasets.beir import BeirQrels
 
         qrels = BeirQrels(LocalDownload(paths["qrels"]), qrels_defs={})
@@ -171,11 +171,6 @@ def _load_local(spec: dict, name: str):
     if registry_name not in set(ir_datasets.registry):
         ir_datasets.registry.register(registry_name, dataset)
     return ir_datasets.load(registry_name)
-
-
-def _first_line(path: Path) -> str:
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        return handle.readline()
 
 
 def _beir_jsonl_classes():
@@ -386,6 +381,7 @@ def _prepare_id(dataset_id: str, name: str, mirrors: dict[str, str] | None) -> d
 
 def _prepare_local(spec: dict, name: str) -> dict:
     paths = local_paths(spec, name)
+    check_local_files(paths, spec.get("docs_format", "tsv"), name)  # file:line errors before ir_datasets parses
     dataset = load(spec, name)
     counts = materialize(dataset)
     for key in LOCAL_KEYS:

@@ -1,12 +1,15 @@
 """The bi-encoder: a Hugging Face transformer, its tokenizer and a pooling setting, stored together in one directory.
 
 A model directory holds the ``save_pretrained`` files of the model and the tokenizer, ``margin_retrieval.json``
-(``{"pooling": "mean" | "cls" | "pooler", "similarity": "cosine"}``) and, for mean/cls pooling, the
-sentence-transformers files (``modules.json``, ``1_Pooling/config.json``, ``sentence_bert_config.json``), so the
-same directory also loads with ``SentenceTransformer(path)`` elsewhere.
+(``{"pooling": "mean" | "cls" | "pooler", "similarity": "cosine" | "dot"}``) and, for mean/cls pooling, the
+sentence-transformers files (``modules.json``, ``1_Pooling/config.json``, ``sentence_bert_config.json``; a
+``Normalize`` module only for cosine), so the same directory also loads with ``SentenceTransformer(path)`` elsewhere.
 
-``embed`` is the training forward (autograd on, raw pooled vectors); ``encode`` is inference (no autograd, rows
-L2-normalised by default so that cosine similarity is the inner product that faiss computes).
+``similarity`` is the score the model was trained for: ``cosine`` (every margin objective, InfoNCE, Margin-MSE with
+cosine) or ``dot`` (the original Margin-MSE, against unbounded teacher scores). A directory without it is cosine.
+
+``embed`` is the training forward (autograd on, raw pooled vectors); ``encode`` is inference (no autograd; rows
+L2-normalised for a cosine model, so that cosine similarity is the inner product that faiss computes, raw for dot).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ log = logging.getLogger(__name__)
 
 CONFIG_FILE = "margin_retrieval.json"
 POOLINGS = ("mean", "cls", "pooler")
+SIMILARITIES = ("cosine", "dot")
 
 
 def _check_pooling(pooling: str) -> str:
@@ -89,8 +93,11 @@ class Encoder:
     """A transformer + tokenizer + pooling; see the module docstring."""
 
     def __init__(self, model: torch.nn.Module, tokenizer, pooling: str, device: torch.device | str = "cpu",
-                 metadata: dict | None = None):
+                 metadata: dict | None = None, similarity: str = "cosine"):
         self.pooling = _check_pooling(pooling)
+        if similarity not in SIMILARITIES:
+            raise ValueError(f"unknown similarity {similarity!r}; expected one of {', '.join(SIMILARITIES)}")
+        self.similarity = similarity
         self.device = torch.device(device)
         self.model = model.to(self.device)
         self.tokenizer = tokenizer
@@ -113,7 +120,7 @@ class Encoder:
         if config_path.is_file():
             metadata = json.loads(config_path.read_text())
         stored = metadata.pop("pooling", None)
-        metadata.pop("similarity", None)
+        similarity = metadata.pop("similarity", "cosine")
         if pooling is None:
             pooling = stored if stored is not None else _pooling_from_sentence_transformers(local)
         if pooling is None:
@@ -124,7 +131,7 @@ class Encoder:
         _check_pooling(pooling)
         model = _load_model(path, pooling)
         tokenizer = AutoTokenizer.from_pretrained(str(path))
-        return cls(model, tokenizer, pooling, device=device, metadata=metadata)
+        return cls(model, tokenizer, pooling, device=device, metadata=metadata, similarity=similarity)
 
     def save(self, directory: Path | str) -> Path:
         """Write the model, the tokenizer, ``margin_retrieval.json`` and the sentence-transformers files.
@@ -135,13 +142,13 @@ class Encoder:
         directory.mkdir(parents=True, exist_ok=True)
         self.model.save_pretrained(directory)
         self.tokenizer.save_pretrained(directory)
-        config = {**self.metadata, "pooling": self.pooling, "similarity": "cosine"}
+        config = {**self.metadata, "pooling": self.pooling, "similarity": self.similarity}
         (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
         self._save_sentence_transformers(directory)
         return directory
 
     def _save_sentence_transformers(self, directory: Path) -> None:
-        """Transformer -> Pooling -> Normalize, the layout of sentence-transformers' own cosine models."""
+        """Transformer -> Pooling (-> Normalize for cosine), the layout of sentence-transformers' own models."""
         if self.pooling == "pooler":
             # sentence-transformers' Pooling module has no pooler_output mode: do not pretend.
             for stale in ("modules.json", "sentence_bert_config.json", "1_Pooling/config.json"):
@@ -150,8 +157,10 @@ class Encoder:
         modules = [
             {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
             {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
-            {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
         ]
+        if self.similarity == "cosine":  # a dot-product model is scored on the raw pooled vectors
+            modules.append({"idx": 2, "name": "2", "path": "2_Normalize",
+                            "type": "sentence_transformers.models.Normalize"})
         pooling = {
             "word_embedding_dimension": self.dimension,
             "pooling_mode_cls_token": self.pooling == "cls",
@@ -196,8 +205,9 @@ class Encoder:
         return self._pool(output, batch["attention_mask"])
 
     def encode(self, texts: list[str], max_length: int, batch_size: int = 64, precision: str = "auto",
-               normalize: bool = True) -> np.ndarray:
-        """float32 embeddings [N, d] in the order of ``texts``; rows L2-normalised unless ``normalize=False``.
+               normalize: bool | None = None) -> np.ndarray:
+        """float32 embeddings [N, d] in the order of ``texts``; rows L2-normalised if ``normalize`` (default: if the
+        model's similarity is cosine; a dot-product model's inner products are its scores as trained).
 
         Runs in eval mode (dropout off; the model's mode is restored afterwards) and sorts the texts by length so
         that each batch pads little.
@@ -205,6 +215,8 @@ class Encoder:
         texts = list(texts)
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
+        if normalize is None:
+            normalize = self.similarity == "cosine"
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)  # longest first: OOM shows early
         was_training = self.model.training

