@@ -135,6 +135,8 @@ def test_names_written_before_the_new_columns_still_parse():
 def test_dry_run_trains_each_negative_source_from_its_own_triples(tmp_path):
     """One split for every run; one triples set per source, and per student for the students' own rankings."""
     repo = Path(__file__).resolve().parents[1]
+    for model in ("a", "b"):  # model sources must exist before any job (the config check)
+        (tmp_path / model).mkdir()
     config = tmp_path / "grid.yaml"
     config.write_text(yaml.safe_dump(yaml.safe_load((repo / "config.yaml").read_text()) | {
         "models": {"a": {"source": "./a", "pooling": "mean"}, "b": {"source": "./b", "pooling": "mean"}},
