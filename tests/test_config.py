@@ -10,7 +10,7 @@ import yaml
 
 from margin_retrieval.config import (Batching, ErrorFunction, FirstStage, InBatch, Negatives, Objective, Settings,
                                      Similarity, TrainDataSettings, TrainingSettings)
-from margin_retrieval.training import losses
+from margin_retrieval.training import losses, teacher
 from margin_retrieval.training.config import TrainConfig
 from tests.configs import SCHEMA, validated
 
@@ -69,14 +69,17 @@ def test_no_code_default_disagrees_with_the_schema():
                    for f in dataclasses.fields(cls)), cls
     train_config_defaults = {f.name for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
     assert not train_config_defaults & set(TRAINING), train_config_defaults & set(TRAINING)
-    config_key = {"error": "error", "temperature": "infonce_temperature", "similarity": "margin_mse_similarity"}
-    functions = [losses.build_loss, losses.MarginLoss, losses.StaticMarginLoss, losses.DistributedMarginLoss,
-                 losses.MarginMSELoss, losses.InfoNCELoss]
-    for function in functions:
+    loss_keys = {"error": TRAINING["error"], "temperature": TRAINING["infonce_temperature"],
+                 "similarity": TRAINING["margin_mse_similarity"]}
+    schema_of = {function: loss_keys for function in (
+        losses.build_loss, losses.MarginLoss, losses.StaticMarginLoss, losses.DistributedMarginLoss,
+        losses.MarginMSELoss, losses.InfoNCELoss)}
+    schema_of[teacher.score_triples] = {"similarity": TRAIN_DATA["teacher_similarity"],
+                                        "precision": TRAINING["precision"]}
+    for function, keys in schema_of.items():
         for name, parameter in inspect.signature(function).parameters.items():
-            if name in config_key and parameter.default is not inspect.Parameter.empty \
-                    and parameter.default is not None:
-                assert parameter.default == TRAINING[config_key[name]]["default"], (function, name)
+            if name in keys and parameter.default not in (inspect.Parameter.empty, None):
+                assert parameter.default == keys[name]["default"], (function, name)
 
 
 def test_a_missing_key_is_an_error_not_a_default():
