@@ -19,7 +19,7 @@ from typing import Mapping, Sequence
 
 from margin_retrieval.analysis.numbers.seeds import mean_ci
 from margin_retrieval.analysis.numbers.train_logs import (
-    best_static, best_value, by_variant, full_runs, mean_best, total_steps,
+    best_static, by_variant, full_runs, mean_best, total_steps,
 )
 from margin_retrieval.analysis.results import TEST_MEASURE
 from margin_retrieval.analysis.systems import variant_label
