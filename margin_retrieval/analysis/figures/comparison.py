@@ -24,13 +24,14 @@ def _bars(ax, table: pd.DataFrame, values: list) -> None:
     for i, value in enumerate(values):
         part = table[table["value_of"] == value].set_index("label").reindex(labels)
         x = [j + (i - (len(values) - 1) / 2) * width for j in range(len(labels))]
-        errors = part["half_width"].fillna(0.0).to_numpy() if (part["n_seeds"] > 1).any() else None
-        ax.bar(x, part["value"].fillna(0.0), width, yerr=errors, capsize=3, color=PALETTE[i % len(PALETTE)],
-               edgecolor="black", linewidth=0.5, label=str(value))
-        for xi, v, n in zip(x, part["value"], part["n_seeds"]):
+        # No bar (NaN) for a single seed: a zero-width interval would claim certainty.
+        errors = part["half_width"].where(part["n_seeds"] > 1).to_numpy(dtype=float)
+        ax.bar(x, part["value"].fillna(0.0), width, yerr=errors if (part["n_seeds"] > 1).any() else None, capsize=3,
+               color=PALETTE[i % len(PALETTE)], edgecolor="black", linewidth=0.5, label=str(value))
+        for xi, v, n, h in zip(x, part["value"], part["n_seeds"], errors):
             if pd.notna(v):
-                ax.text(xi, v, f"{v:.3f}" + (f"\n(n={int(n)})" if n > 1 else ""), ha="center", va="bottom",
-                        fontsize=6.5)
+                ax.text(xi, v + (0 if pd.isna(h) else h), f"{v:.3f}" + (f"\n(n={int(n)})" if n > 1 else ""),
+                        ha="center", va="bottom", fontsize=6.5)
     ax.set_xticks(range(len(labels)))
     ax.set_xticklabels([label.replace(" (", "\n(") for label in labels], fontsize=7)
 
@@ -45,11 +46,12 @@ def draw(table: pd.DataFrame, column: str, names: Mapping[str, str], title: str,
         _bars(ax, table.assign(value_of=table["value_of"].map(lambda v: names.get(v, v))),
               [names.get(v, v) for v in values])
         ax.legend(title=column, loc="lower right")
-        ax.margins(y=0.2)
+        top = float((table["value"] + table["half_width"].fillna(0.0)).max())
+        ax.set_ylim(0, top * (1.45 if len(values) < 2 else 1.15))
     if len(values) < 2:
         have = f"only {column} = {values[0]}" if values else "no trained runs"
         placeholder(ax, f"the grid has {have}: add a second value of the `{column}`\n"
-                        "column to an experiment group to draw this comparison", y=0.75 if values else 0.5)
+                        "column to an experiment group to draw this comparison", y=0.88 if values else 0.5)
     ax.set_ylabel(f"test {measure} (higher is better)")
     ax.set_title(title)
     save_figure(fig, png, pdf)
