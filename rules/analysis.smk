@@ -200,7 +200,7 @@ rule figure_column_comparison:
     output:
         png=report(
             "figures/{figure}.png",
-            caption="../report/figure_{figure}.rst",
+            caption="../report/figure_column_comparison.rst",
             category="Figures",
         ),
         pdf="figures/{figure}.pdf",

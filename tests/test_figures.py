@@ -428,3 +428,11 @@ def test_entry_point_script(tmp_path, runs, monkeypatch):
     runpy.run_path(str(REPO / "workflow_scripts/figure.py"), init_globals={"snakemake": Job})
     assert_files(tmp_path / "speedup.png", tmp_path / "speedup.pdf")
     assert json.loads((tmp_path / "speedup.json").read_text())["teacher_cpu_seconds"] is None
+
+
+def test_speedup_says_when_the_untrained_model_reaches_the_target(tmp_path, runs, drawn):
+    loaded, _ = runs
+    numbers = speedup_numbers(loaded, TEACHER_CPU, target=0.30)
+    assert numbers["variants"][0]["static_sweep"]["speedup"]["steps"] is None
+    speedup.draw(numbers, *written(tmp_path, "speedup"))
+    assert "target reached by the untrained model (step 0); speed-ups undefined" in drawn

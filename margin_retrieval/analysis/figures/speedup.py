@@ -81,6 +81,7 @@ def _panel(ax, numbers: Mapping, unit: str, title: str) -> None:
     ax.set_ylabel(title)
     ax.set_axisbelow(True)
     ax.margins(y=0.15)
+    ax.set_ylim(bottom=0)
 
 
 @styled
@@ -95,6 +96,10 @@ def draw(numbers: Mapping, png: PathLike, pdf: PathLike) -> None:
     elif all(e["static_sweep"] is None and e["reference"] is None for e in variants):
         axes[0].text(0.5, 0.95, "no static-margin sweep and no reference run to compare with",
                      transform=axes[0].transAxes, ha="center", va="top", fontsize=9, color="#555555")
+    notes = sorted({e["note"] for e in variants if e.get("note")})
+    if notes:
+        axes[0].text(0.5, 0.8, "\n".join(notes), transform=axes[0].transAxes, ha="center", va="top", fontsize=9,
+                     color="#555555")
     if any(e["reference"] is not None for e in variants):
         handle = plt.Rectangle((0, 0), 1, 1, facecolor="white", edgecolor="black", hatch="///")
         axes[1].legend([handle], ["teacher scoring of the training triples"], loc="upper left")
