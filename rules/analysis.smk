@@ -1,5 +1,22 @@
+rule systems_manifest:
+    output:
+        "results/systems.json",
+    log:
+        "results/logs/systems_manifest.log",
+    benchmark:
+        "results/benchmarks/systems_manifest.tsv"
+    conda:
+        "../envs/analysis.yaml"
+    params:
+        systems=systems_manifest(),
+        negatives_default=config["train_data"]["negatives"]["source"],
+    script:
+        "../workflow_scripts/systems_manifest.py"
+
+
 rule collect_results:
     input:
+        manifest="results/systems.json",
         aggregates=eval_files("json"),
     output:
         report(
@@ -13,14 +30,13 @@ rule collect_results:
         "results/benchmarks/collect_results.tsv"
     conda:
         "../envs/analysis.yaml"
-    params:
-        systems=systems_with_collection(),
     script:
         "../workflow_scripts/collect_results.py"
 
 
 rule tables:
     input:
+        manifest="results/systems.json",
         results="figures/results.tsv",
         per_query=eval_files("tsv"),
     output:
@@ -38,8 +54,11 @@ rule tables:
     conda:
         "../envs/analysis.yaml"
     params:
-        systems=systems_with_collection(),
         analysis=config["analysis"],
+        measures={
+            name: collection.get("measures")
+            for name, collection in config["collections"].items()
+        },
     script:
         "../workflow_scripts/tables.py"
 
@@ -93,6 +112,7 @@ rule figure_data_efficiency:
 
 rule figure_from_logs:
     input:
+        manifest="results/systems.json",
         logs=train_logs(),
     output:
         png=report(
@@ -111,7 +131,6 @@ rule figure_from_logs:
         "../envs/analysis.yaml"
     params:
         figure=lambda wc: wc.figure,
-        runs=run_rows(),
         analysis=config["analysis"],
     script:
         "../workflow_scripts/figure.py"
@@ -119,7 +138,9 @@ rule figure_from_logs:
 
 rule figure_speedup:
     input:
+        manifest="results/systems.json",
         logs=train_logs(),
+        train_benchmarks=train_benchmarks(),
         teacher_benchmark=teacher_benchmark(),
     output:
         png=report(
@@ -142,7 +163,6 @@ rule figure_speedup:
         "../envs/analysis.yaml"
     params:
         figure="speedup",
-        runs=run_rows(),
         analysis=config["analysis"],
     script:
         "../workflow_scripts/figure.py"
@@ -150,6 +170,7 @@ rule figure_speedup:
 
 rule figure_per_query:
     input:
+        manifest="results/systems.json",
         per_query=eval_files("tsv"),
     output:
         png=report(
@@ -166,7 +187,33 @@ rule figure_per_query:
         "../envs/analysis.yaml"
     params:
         figure="per_query",
-        systems=systems_with_collection(),
+        analysis=config["analysis"],
+    script:
+        "../workflow_scripts/figure.py"
+
+
+rule figure_column_comparison:
+    input:
+        manifest="results/systems.json",
+        results="figures/results.tsv",
+        logs=train_logs(),
+    output:
+        png=report(
+            "figures/{figure}.png",
+            caption="../report/figure_column_comparison.rst",
+            category="Figures",
+        ),
+        pdf="figures/{figure}.pdf",
+    log:
+        "results/logs/figures/{figure}.log",
+    benchmark:
+        "results/benchmarks/figures/{figure}.tsv"
+    wildcard_constraints:
+        figure="negatives|batching",
+    conda:
+        "../envs/analysis.yaml"
+    params:
+        figure=lambda wc: wc.figure,
         analysis=config["analysis"],
     script:
         "../workflow_scripts/figure.py"

@@ -178,17 +178,17 @@ def system_description(system):
     return {"system": system, "kind": "trained", **run_description(row, GRID_DEFAULTS)}
 
 
-def run_rows():
-    """The training runs as typed dicts, aligned with ``train_logs()``."""
-    return [
-        {"run": pattern, **run_description(row)}
-        for pattern, row in zip(TRAIN_SPACE.instance_patterns, RUNS.to_dict("records"))
-    ]
-
-
 def train_logs():
     return [
         f"results/train/{pattern}/train_log.jsonl"
+        for pattern in TRAIN_SPACE.instance_patterns
+    ]
+
+
+def train_benchmarks():
+    """The training jobs' benchmark files: their CPU time is the speed-up figure's seconds."""
+    return [
+        f"results/benchmarks/train/{pattern}.tsv"
         for pattern in TRAIN_SPACE.instance_patterns
     ]
 
@@ -259,13 +259,21 @@ def teacher_scores_input(wildcards):
     return [f"results/train_data/{source}/teacher_scores.tsv"]
 
 
-def systems_with_collection():
-    """Experiment columns of every evaluated system, aligned with ``eval_files``."""
-    return [
-        {**system_description(system), "collection": collection}
-        for collection in COLLECTIONS
-        for system in all_systems()
-    ]
+def systems_manifest():
+    """One record per collection x system for results/systems.json: its experiment columns and the paths of its
+    evaluation files (and, for a trained system, of its training log and benchmark)."""
+    records = []
+    for collection in COLLECTIONS:
+        for system in all_systems():
+            record = {"collection": collection, **system_description(system)}
+            record["aggregate"] = f"results/eval/{collection}/{system}.json"
+            record["per_query"] = f"results/eval/{collection}/{system}.tsv"
+            if record["kind"] == "trained":
+                run = system.partition("/")[2]
+                record["train_log"] = f"results/train/{run}/train_log.jsonl"
+                record["train_benchmark"] = f"results/benchmarks/train/{run}.tsv"
+            records.append(record)
+    return records
 
 
 def teacher_benchmark():
@@ -284,6 +292,8 @@ FIGURES = [
     "speedup",
     "targets",
     "per_query",
+    "negatives",
+    "batching",
 ]
 
 

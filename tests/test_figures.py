@@ -12,23 +12,25 @@ import matplotlib.text
 import pandas as pd
 import pytest
 
-from margin_retrieval.analysis import figures
-from margin_retrieval.analysis.figures import (
-    build_figure, figure_data_efficiency, figure_per_query, figure_speedup, figure_targets, figure_tau,
-    figure_training_curves, load_runs, smallest_matching_fraction, speedup_numbers, write_speedup,
-)
-from margin_retrieval.analysis.tables import write_results
+from margin_retrieval.analysis.figures import FIGURES, build_figure, comparison, per_query, speedup, style
+from margin_retrieval.analysis.figures import data_efficiency, targets, tau, training_curves
+from margin_retrieval.analysis.numbers.comparison import column_comparison
+from margin_retrieval.analysis.numbers.effectiveness import smallest_matching_fraction
+from margin_retrieval.analysis.numbers.speedup import speedup_numbers
+from margin_retrieval.analysis.numbers.train_logs import load_runs
+from margin_retrieval.analysis.results import write_results
+from margin_retrieval.analysis.systems import normalise, write_manifest
 
 REPO = Path(__file__).resolve().parents[1]
 STUDENT, TEACHER = "small", "big"
 
 
-def system(objective, in_batch="false", tau=None, fraction=1.0):
+def system(objective, in_batch="false", tau=None, fraction=1.0, seed=None, **columns):
     tau_name = "none" if tau is None else f"{tau:g}"
-    return {"system": f"trained/model~{STUDENT}/objective~{objective}/in_batch~{in_batch}/tau~{tau_name}/"
-                      f"fraction~{fraction:g}",
-            "kind": "trained", "model": STUDENT, "objective": objective, "in_batch": in_batch,
-            "tau": math.nan if tau is None else tau, "fraction": fraction}
+    name = (f"trained/model~{STUDENT}/objective~{objective}/in_batch~{in_batch}/tau~{tau_name}/fraction~{fraction:g}"
+            + "".join(f"/{key}~{value}" for key, value in columns.items()) + ("" if seed is None else f"/seed~{seed}"))
+    return {"system": name, "kind": "trained", "model": STUDENT, "objective": objective, "in_batch": in_batch,
+            "tau": math.nan if tau is None else tau, "fraction": fraction, "seed": seed, **columns}
 
 
 # Test nDCG@10 per system; Margin-MSE at full data is 0.60, the margin 0.01 -> adaptive needs >= 0.59.
@@ -51,59 +53,75 @@ def results_table(keep=lambda row: True) -> pd.DataFrame:
     for description, value in VALUES:
         if not keep(description):
             continue
-        base = {"objective": "", "in_batch": "", "tau": math.nan, "fraction": math.nan, **description,
-                "collection": "test", "value": value}
+        base = {**normalise(description, "bm25"), "collection": "test", "value": value}
         rows.append({**base, "measure": "nDCG@10"})
         rows.append({**base, "measure": "RR@10", "value": value + 0.05})
     return pd.DataFrame(rows)
 
 
-def write_log(path, validation, end_seconds, targets=None, step_seconds=1.0):
-    """validation: [(step, seconds, value)]; targets: [(step, mean, min, max)] or None."""
-    lines = [{"event": "start", "step": 0, "triples_seen": 0, "seconds": 0.0, "total_steps": 40}]
-    for step in range(1, 41):
-        record = {"event": "train", "step": step, "triples_seen": 4 * step, "seconds": step * step_seconds,
+
+def write_log(path, validation, end_step, targets=False, seconds_per_step=1.0, batch=4):
+    """validation: [(step, value)]; training events every step up to ``end_step``; ``seconds_per_step`` sets the
+    wall-clock seconds the log records (which no cost may depend on)."""
+    lines = [{"event": "start", "step": 0, "triples_seen": 0, "seconds": 0.0}]
+    for step in range(1, end_step + 1):
+        record = {"event": "train", "step": step, "triples_seen": batch * step, "seconds": step * seconds_per_step,
                   "loss": 1.0 / step, "lr": 1e-3, "target_mean": None, "target_min": None, "target_max": None}
-        if targets is not None:
+        if targets:
             record.update(target_mean=0.1 + step / 400, target_min=0.0, target_max=0.3 + step / 200)
         lines.append(record)
-    for step, seconds, value in validation:
-        lines.append({"event": "validation", "step": step, "triples_seen": 4 * step, "seconds": seconds,
-                      "nDCG@10": value})
-    best = max(validation, key=lambda v: v[2])
-    lines.append({"event": "end", "step": 40, "triples_seen": 160, "seconds": end_seconds, "best_step": best[0],
-                  "best_value": best[2], "stopped_reason": "max_steps"})
+    for step, value in validation:
+        lines.append({"event": "validation", "step": step, "triples_seen": batch * step,
+                      "seconds": step * seconds_per_step, "nDCG@10": value})
+    best = max(validation, key=lambda v: v[1])
+    lines.append({"event": "end", "step": end_step, "triples_seen": batch * end_step,
+                  "seconds": end_step * seconds_per_step, "best_step": best[0], "best_value": best[1],
+                  "stopped_reason": "early_stopping"})
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
     return path
 
 
-def run(objective, in_batch="false", tau=None, fraction=1.0):
-    return {"model": STUDENT, "objective": objective, "in_batch": in_batch, "tau": tau, "fraction": fraction}
+def write_benchmark(path, cpu_time, wall=999.0):
+    path.write_text("s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+                    f"{wall}\t0:16:39\t1\t1\t1\t1\t0\t0\t0\t{cpu_time}\n")
+    return path
 
 
-# Known speed-up: target = min(best adaptive 0.50, best static 0.48, best Margin-MSE 0.52) = 0.48.
-# Adaptive reaches 0.48 at 20 s; the static sweep costs 30 + 30 s; Margin-MSE reaches it at 30 s + 15 s teacher.
+# A tiny grid by hand (batch 4). Target = min(best adaptive 0.50, best static (τ=0.5) 0.48, Margin-MSE 0.52) = 0.48.
+# Adaptive reaches 0.48 at step 20 (80 triples; 60 CPU s / 30 steps -> 40 CPU s). The static sweep trains τ=0.1
+# for 20 steps (30 CPU s) and τ=0.5 for 40 (80 CPU s): 60 steps, 240 triples, 110 CPU s -> ×3.0, ×3.0, ×2.75.
+# Margin-MSE reaches 0.48 at step 30 (90 CPU s / 30 steps -> 90 s) + 15 CPU s teacher -> ×1.5 steps, ×2.625 CPU s.
 LOGS = [
-    (run("adaptive"), [(0, 0.0, 0.30), (10, 10.0, 0.40), (20, 20.0, 0.50), (30, 30.0, 0.49)], 30.0, True),
-    (run("static", tau=0.1), [(0, 0.0, 0.30), (10, 10.0, 0.45), (20, 20.0, 0.44)], 30.0, False),
-    (run("static", tau=0.5), [(0, 0.0, 0.30), (10, 10.0, 0.42), (20, 20.0, 0.48)], 30.0, False),
-    (run("margin_mse"), [(0, 0.0, 0.30), (10, 10.0, 0.35), (20, 20.0, 0.47), (30, 30.0, 0.52)], 40.0, False),
-    (run("adaptive", fraction=0.5), [(0, 0.0, 0.30), (10, 5.0, 0.46)], 10.0, True),
+    (system("adaptive"), [(0, 0.30), (10, 0.40), (20, 0.50), (30, 0.49)], 30, 60.0, True),
+    (system("static", tau=0.1), [(0, 0.30), (10, 0.45), (20, 0.44)], 20, 30.0, False),
+    (system("static", tau=0.5), [(0, 0.30), (10, 0.42), (20, 0.48), (40, 0.47)], 40, 80.0, False),
+    (system("margin_mse"), [(0, 0.30), (10, 0.35), (20, 0.47), (30, 0.52)], 30, 90.0, False),
+    (system("adaptive", fraction=0.5), [(0, 0.30), (10, 0.46)], 10, 10.0, True),
 ]
-TEACHER_SECONDS = 15.0
+TEACHER_CPU = 15.0
+
+
+def manifest_records(tmp_path, logs=LOGS, seconds_per_step=1.0, collection="test"):
+    records = []
+    for i, (description, validation, end, cpu, targets_logged) in enumerate(logs):
+        log = write_log(tmp_path / f"logs/{i}.jsonl", validation, end, targets_logged, seconds_per_step)
+        bench = write_benchmark(tmp_path / f"logs/{i}.tsv", cpu)
+        records.append({**description, "collection": collection, "train_log": str(log),
+                        "train_benchmark": str(bench), "aggregate": "", "per_query": ""})
+    return records
 
 
 @pytest.fixture
 def runs(tmp_path):
-    paths = [write_log(tmp_path / f"logs/{i}.jsonl", validation, end, targets=True if targets else None)
-             for i, (_, validation, end, targets) in enumerate(LOGS)]
-    return load_runs(paths, [description for description, *_ in LOGS]), paths
+    records = manifest_records(tmp_path)
+    write_manifest(tmp_path / "systems.json", records, "bm25")
+    return load_runs(records), tmp_path / "systems.json"
 
 
 def capture_texts(monkeypatch, save: bool) -> list[str]:
     seen: list[str] = []
-    original = figures.save_figure
+    original = style.save_figure
 
     def capture(fig, png, pdf):
         seen.extend(t.get_text() for t in fig.findobj(matplotlib.text.Text))
@@ -112,7 +130,8 @@ def capture_texts(monkeypatch, save: bool) -> list[str]:
         else:
             plt.close(fig)
 
-    monkeypatch.setattr(figures, "save_figure", capture)
+    for module in (tau, data_efficiency, training_curves, speedup, targets, per_query, comparison):
+        monkeypatch.setattr(module, "save_figure", capture)
     return seen
 
 
@@ -129,8 +148,7 @@ def drawn(monkeypatch):
 
 
 def written(tmp_path, name):
-    png, pdf = tmp_path / f"{name}.png", tmp_path / f"{name}.pdf"
-    return png, pdf
+    return tmp_path / f"{name}.png", tmp_path / f"{name}.pdf"
 
 
 def assert_files(png, pdf):
@@ -138,9 +156,16 @@ def assert_files(png, pdf):
     assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 1000
 
 
+def test_registry_names_every_figure():
+    assert set(FIGURES) == {"tau", "data_efficiency", "training_curves", "speedup", "targets", "per_query",
+                            "negatives", "batching"}
+    with pytest.raises(ValueError, match="unknown figure"):
+        build_figure("nope", {}, {}, {"png": "x.png", "pdf": "x.pdf"})
+
+
 def test_figure_tau(tmp_path, texts):
     png, pdf = written(tmp_path, "tau")
-    figure_tau(results_table(), png, pdf)
+    tau.draw(results_table(), png, pdf)
     assert_files(png, pdf)
     joined = "\n".join(texts)
     assert "static margin (in-batch)" in joined and "adaptive margin (0.610)" in joined
@@ -149,17 +174,31 @@ def test_figure_tau(tmp_path, texts):
 
 def test_figures_are_deterministic(tmp_path):
     first, second = written(tmp_path, "a"), written(tmp_path, "b")
-    figure_tau(results_table(), *first)
-    figure_tau(results_table(), *second)
+    tau.draw(results_table(), *first)
+    tau.draw(results_table(), *second)
     assert first[0].read_bytes() == second[0].read_bytes()
     assert first[1].read_bytes() == second[1].read_bytes()
 
 
 def test_figure_tau_without_static_runs(tmp_path, texts):
     png, pdf = written(tmp_path, "tau")
-    figure_tau(results_table(lambda row: row.get("objective") != "static"), png, pdf)
+    tau.draw(results_table(lambda row: row.get("objective") != "static"), png, pdf)
     assert_files(png, pdf)
     assert "no static-margin runs in this configuration" in texts
+
+
+def with_seeds(results: pd.DataFrame, system_name: str, values: list[float]) -> pd.DataFrame:
+    """``results`` with one system's nDCG@10 row replaced by one row per seed."""
+    keep = results[~((results["system"] == system_name) & (results["measure"] == "nDCG@10"))]
+    row = results[(results["system"] == system_name) & (results["measure"] == "nDCG@10")].iloc[0]
+    seeds = [{**row.to_dict(), "system": f"{system_name}/seed~{i}", "seed": i, "value": v} for i, v in enumerate(values)]
+    return pd.concat([keep, pd.DataFrame(seeds)], ignore_index=True)
+
+
+def test_figure_tau_draws_seed_error_bars(tmp_path, drawn):
+    results = with_seeds(results_table(), system("static", tau=0.5)["system"], [0.54, 0.56, 0.58])
+    tau.draw(results, *written(tmp_path, "tau"))
+    assert "static margin (mean of ≤3 seeds, 95% CI)" in drawn
 
 
 def test_smallest_matching_fraction():
@@ -173,11 +212,14 @@ def test_smallest_matching_fraction():
     assert smallest_matching_fraction(no_reference, margin=0.01) == {
         "adaptive margin": None, "adaptive margin (in-batch)": None}
     assert smallest_matching_fraction(results_table(lambda r: r.get("objective") != "adaptive"), 0.01) == {}
+    # Seeds: the mean over seeds counts (0.57, 0.59, 0.61 -> 0.59 reaches 0.60 - 0.01).
+    seeded = with_seeds(results, system("adaptive", fraction=0.125)["system"], [0.57, 0.59, 0.61])
+    assert smallest_matching_fraction(seeded, margin=0.01)["adaptive margin"] == 0.125
 
 
 def test_figure_data_efficiency(tmp_path, texts):
     png, pdf = written(tmp_path, "data")
-    smallest = figure_data_efficiency(results_table(), png, pdf, margin=0.01, student=STUDENT, teacher=TEACHER)
+    smallest = data_efficiency.draw(results_table(), png, pdf, margin=0.01, student=STUDENT, teacher=TEACHER)
     assert_files(png, pdf)
     assert smallest["adaptive margin"] == 0.25
     joined = "\n".join(texts)
@@ -189,40 +231,64 @@ def test_figure_data_efficiency(tmp_path, texts):
 
 def test_figure_data_efficiency_without_reduced_data(tmp_path, drawn):
     full_only = results_table(lambda row: row.get("fraction", 1.0) == 1.0 and row.get("objective") != "margin_mse")
-    assert figure_data_efficiency(full_only, *written(tmp_path, "data"), margin=0.01) == {
+    assert data_efficiency.draw(full_only, *written(tmp_path, "data"), margin=0.01) == {
         "adaptive margin": None, "adaptive margin (in-batch)": None}
     assert "no runs on reduced training data in this configuration" in drawn
     assert "no margin_mse reference run: matching fraction undefined" in drawn
 
 
-def test_speedup_numbers_known(runs):
+def test_speedup_in_steps_triples_and_cpu_seconds(runs):
     loaded, _ = runs
-    numbers = speedup_numbers(loaded, TEACHER_SECONDS)
+    numbers = speedup_numbers(loaded, TEACHER_CPU)
     assert numbers["target"] == 0.48
     (entry,) = numbers["variants"]  # the half-data adaptive run is not a full-data run
-    assert entry["label"] == "adaptive margin" and entry["seconds_to_target"] == 20.0
-    assert entry["static_sweep"]["seconds"] == 60.0 and entry["static_sweep"]["speedup"] == 3.0
-    assert entry["static_sweep"]["best_tau"] == 0.5 and entry["static_sweep"]["taus"] == [0.1, 0.5]
-    assert entry["reference"]["seconds"] == 45.0 and entry["reference"]["speedup"] == pytest.approx(2.25)
-    # A configured target: Margin-MSE reaches 0.45 at 20 s (+15 s teacher), adaptive at 20 s.
-    fixed = speedup_numbers(loaded, TEACHER_SECONDS, target=0.45)["variants"][0]
-    assert fixed["reference"]["speedup"] == pytest.approx(35 / 20) and fixed["static_sweep"]["speedup"] == 3.0
+    own = entry["to_target"]
+    assert entry["label"] == "adaptive margin" and own["n_reached"] == own["n_seeds"] == 1
+    assert (own["steps"]["mean"], own["triples"]["mean"], own["cpu_seconds"]["mean"]) == (20, 80, 40)
+    sweep = entry["static_sweep"]
+    assert sweep["cost"] == {"steps": 60, "triples": 240, "cpu_seconds": 110}
+    assert sweep["speedup"] == pytest.approx({"steps": 3.0, "triples": 3.0, "cpu_seconds": 2.75})
+    assert sweep["best_tau"] == 0.5 and sweep["taus"] == [0.1, 0.5]
+    reference = entry["reference"]
+    assert reference["cost"] == {"steps": 30, "triples": 120, "cpu_seconds": 105}
+    assert reference["speedup"] == pytest.approx({"steps": 1.5, "triples": 1.5, "cpu_seconds": 105 / 40})
     # Unreachable target: no speed-up, no crash.
-    never = speedup_numbers(loaded, TEACHER_SECONDS, target=0.9)["variants"][0]
-    assert never["seconds_to_target"] is None and never["static_sweep"]["speedup"] is None
+    never = speedup_numbers(loaded, TEACHER_CPU, target=0.9)["variants"][0]
+    assert never["to_target"]["n_reached"] == 0 and never["static_sweep"]["speedup"]["steps"] is None
+
+
+def test_speedup_ignores_wall_clock(tmp_path):
+    """The same grid logged on a machine ten times slower gives the same numbers."""
+    fast = load_runs(manifest_records(tmp_path / "fast", seconds_per_step=1.0))
+    slow = load_runs(manifest_records(tmp_path / "slow", seconds_per_step=10.0))
+    assert speedup_numbers(fast, TEACHER_CPU) == speedup_numbers(slow, TEACHER_CPU)
+
+
+def test_speedup_averages_seeds(tmp_path):
+    """Two adaptive seeds reach the target at steps 20 and 30: mean 25 with the t interval over the two."""
+    second = (system("adaptive", seed=1), [(0, 0.30), (10, 0.40), (20, 0.47), (30, 0.50)], 30, 60.0, True)
+    first = (system("adaptive", seed=0), *LOGS[0][1:])
+    loaded = load_runs(manifest_records(tmp_path, [first, second, *LOGS[1:]]))
+    (entry,) = speedup_numbers(loaded, TEACHER_CPU, target=0.48)["variants"]
+    steps = entry["to_target"]["steps"]
+    assert steps["n"] == 2 and steps["mean"] == 25
+    assert steps["half_width"] == pytest.approx(12.706204736174705 * math.sqrt(50) / math.sqrt(2))
+    assert entry["static_sweep"]["speedup"]["steps"] == pytest.approx(60 / 25)
 
 
 def test_figure_speedup_and_outputs(tmp_path, runs, texts):
-    loaded, _ = runs
-    numbers = speedup_numbers(loaded, TEACHER_SECONDS)
-    png, pdf = written(tmp_path, "speedup")
-    figure_speedup(numbers, png, pdf)
-    assert_files(png, pdf)
-    assert "×3.0" in texts and "×2.2" in texts
-    write_speedup(numbers, tmp_path / "speedup.json", tmp_path / "speedup.tsv")
-    assert json.loads((tmp_path / "speedup.json").read_text())["target"] == 0.48
-    table = pd.read_csv(tmp_path / "speedup.tsv", sep="\t")
-    assert list(table["speedup"]) == pytest.approx([3.0, 2.25])
+    _, manifest = runs
+    benchmark = write_benchmark(tmp_path / "score_teacher.tsv", TEACHER_CPU)
+    out = {"png": tmp_path / "s.png", "pdf": tmp_path / "s.pdf", "json": tmp_path / "s.json", "tsv": tmp_path / "s.tsv"}
+    build_figure("speedup", {"manifest": str(manifest), "teacher_benchmark": [str(benchmark)]},
+                 {"analysis": {"reference_objective": "margin_mse"}}, out)
+    assert_files(out["png"], out["pdf"])
+    assert "×3.0" in texts and "×2.8" in texts and "×1.5" in texts and "×2.6" in texts
+    assert json.loads(out["json"].read_text())["teacher_cpu_seconds"] == TEACHER_CPU
+    table = pd.read_csv(out["tsv"], sep="\t")
+    steps = table[table["unit"] == "steps"]
+    assert list(steps["speedup"]) == pytest.approx([3.0, 1.5])
+    assert list(table[table["unit"] == "cpu_seconds"]["compared_cost"]) == pytest.approx([110, 105])
 
 
 def test_speedup_without_static_or_reference(tmp_path, runs, drawn):
@@ -230,36 +296,36 @@ def test_speedup_without_static_or_reference(tmp_path, runs, drawn):
     only_adaptive = [r for r in loaded if r["objective"] == "adaptive"]
     numbers = speedup_numbers(only_adaptive, None)
     assert numbers["target"] == 0.50 and numbers["variants"][0]["static_sweep"] is None
-    figure_speedup(numbers, *written(tmp_path, "speedup"))
+    speedup.draw(numbers, *written(tmp_path, "speedup"))
     assert "no static-margin sweep and no reference run to compare with" in drawn
     nothing = speedup_numbers([r for r in loaded if r["objective"] == "static"], None)
     assert nothing["variants"] == []
-    figure_speedup(nothing, *written(tmp_path, "speedup"))
+    speedup.draw(nothing, *written(tmp_path, "speedup"))
     assert "no adaptive or distributed runs at full data in this configuration" in drawn
     empty = speedup_numbers([], None)
     assert empty["target"] is None and empty["variants"] == []
-    figure_speedup(empty, *written(tmp_path, "speedup"))
+    speedup.draw(empty, *written(tmp_path, "speedup"))
     assert "no validation logs to compare" in drawn
 
 
 def test_training_curves_and_targets(tmp_path, runs, texts):
-    loaded, _ = runs
+    loaded, manifest = runs
     png, pdf = written(tmp_path, "curves")
-    figure_training_curves(loaded, png, pdf)
+    build_figure("training_curves", {"manifest": str(manifest)}, {}, {"png": png, "pdf": pdf})
     assert_files(png, pdf)
     assert "static margin τ=0.5 (best of sweep)" in texts and "Margin-MSE" in texts
     assert "adaptive margin, 50% data" not in texts
     png, pdf = written(tmp_path, "targets")
-    figure_targets(loaded, png, pdf)
+    targets.draw(loaded, png, pdf)
     assert_files(png, pdf)
     assert "adaptive margin" in texts
 
 
 def test_training_curves_and_targets_missing(tmp_path, runs, drawn):
     loaded, _ = runs
-    figure_targets([r for r in loaded if r["objective"] != "adaptive"], *written(tmp_path, "targets"))
+    targets.draw([r for r in loaded if r["objective"] != "adaptive"], *written(tmp_path, "targets"))
     assert "no adaptive or distributed runs with logged targets at full data" in drawn
-    figure_training_curves([], *written(tmp_path, "curves"))
+    training_curves.draw([], *written(tmp_path, "curves"))
     assert "no validation logs in this configuration" in drawn
 
 
@@ -267,57 +333,81 @@ def test_figure_per_query(tmp_path, texts):
     a = pd.Series({"q1": 0.5, "q2": 0.2, "q3": 0.9, "q4": 0.4})
     b = pd.Series({"q1": 0.4, "q2": 0.3, "q3": 0.9, "q4": 0.1})
     png, pdf = written(tmp_path, "pq")
-    figure_per_query(a, b, "adaptive margin", "Margin-MSE", png, pdf)
+    per_query.draw(a, b, "adaptive margin", "Margin-MSE", png, pdf)
     assert_files(png, pdf)
     assert "above diagonal: 2\nbelow: 1\nequal: 1" in texts
     with pytest.raises(ValueError, match="different queries"):
-        figure_per_query(a, b.drop("q1"), "adaptive margin", "Margin-MSE", png, pdf)
+        per_query.draw(a, b.drop("q1"), "adaptive margin", "Margin-MSE", png, pdf)
     assert not plt.get_fignums()  # nothing left open
 
 
 def test_figure_per_query_missing(tmp_path, drawn):
-    figure_per_query(pd.Series({"q1": 0.5}), None, "adaptive margin", "Margin-MSE", *written(tmp_path, "pq"))
+    per_query.draw(pd.Series({"q1": 0.5}), None, "adaptive margin", "Margin-MSE", *written(tmp_path, "pq"))
     assert "no Margin-MSE run in this configuration" in drawn
 
 
-def test_build_figure_dispatch(tmp_path, runs):
-    loaded, paths = runs
-    results = results_table()
-    write_results(results, tmp_path / "results.tsv")
-    analysis = {"reference_objective": "margin_mse", "equivalence_margin": 0.01, "alpha": 0.05,
-                "target_effectiveness": None}
-    out = lambda name, *extra: {"png": tmp_path / f"{name}.png", "pdf": tmp_path / f"{name}.pdf",  # noqa: E731
-                                **{key: tmp_path / f"{name}.{key}" for key in extra}}
-    smallest = build_figure("data_efficiency", {"results": tmp_path / "results.tsv"},
-                            {"analysis": analysis, "student": STUDENT, "teacher": TEACHER}, out("data", "json"))
-    assert smallest["adaptive margin"] == 0.25
-    summary = json.loads((tmp_path / "data.json").read_text())
-    assert summary["reference_value"] == 0.60 and summary["smallest_matching_fraction"]["adaptive margin"] == 0.25
-    benchmark = tmp_path / "score_teacher.tsv"
-    benchmark.write_text("s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
-                         "15.0\t0:00:15\t1\t1\t1\t1\t0\t0\t0\t1\n")
-    run_params = [description for description, *_ in LOGS]
-    numbers = build_figure("speedup", {"logs": paths, "teacher_benchmark": [str(benchmark)]},
-                           {"analysis": analysis, "runs": run_params}, out("speedup", "json", "tsv"))
-    assert numbers["teacher_seconds"] == 15.0 and numbers["variants"][0]["reference"]["speedup"] == 2.25
-    assert figures._single([]) is None and figures.read_benchmark_seconds(None) is None
-    assert figures._single([str(benchmark)]) == str(benchmark)
-    build_figure("training_curves", {"logs": paths}, {"runs": run_params}, out("curves"))
-    # Per-query pair picked from the system list: full-data adaptive vs full-data Margin-MSE.
-    systems, per_query = [], []
-    for name, scores in ((system("adaptive"), {"q1": 0.5, "q2": 0.7}), (system("margin_mse"), {"q1": 0.4, "q2": 0.8}),
-                         (system("margin_mse", fraction=0.5), {"q1": 0.1, "q2": 0.1})):
-        path = tmp_path / f"pq{len(per_query)}.tsv"
+def test_per_query_pair_from_the_manifest_averages_seeds(tmp_path):
+    """Full-data adaptive (two seeds, averaged) vs full-data Margin-MSE, never the half-data Margin-MSE run."""
+    records = []
+    for description, scores in ((system("adaptive", seed=0), {"q1": 0.5, "q2": 0.7}),
+                                (system("adaptive", seed=1), {"q1": 0.7, "q2": 0.9}),
+                                (system("margin_mse"), {"q1": 0.4, "q2": 0.8}),
+                                (system("margin_mse", fraction=0.5), {"q1": 0.1, "q2": 0.1})):
+        path = tmp_path / f"pq{len(records)}.tsv"
         path.write_text("measure\tquery_id\tvalue\n" + "".join(f"nDCG@10\t{q}\t{v}\n" for q, v in scores.items()))
-        systems.append({**name, "tau": None, "collection": "test"})
-        per_query.append(path)
-    pair = figures.per_query_pair(per_query, systems, "margin_mse")
-    assert pair["label"] == "adaptive margin" and pair["reference_scores"].to_dict() == {"q1": 0.4, "q2": 0.8}
-    build_figure("per_query", {"per_query": per_query}, {"systems": systems, "analysis": analysis}, out("pq"))
-    for name in ("data", "speedup", "curves", "pq"):
-        assert_files(tmp_path / f"{name}.png", tmp_path / f"{name}.pdf")
-    with pytest.raises(ValueError, match="unknown figure"):
-        build_figure("nope", {}, {}, out("x"))
+        records.append({**description, "collection": "test", "per_query": str(path), "aggregate": ""})
+    write_manifest(tmp_path / "systems.json", records, "bm25")
+    from margin_retrieval.analysis.systems import read_manifest
+
+    pair = per_query.per_query_pair(read_manifest(tmp_path / "systems.json"), "margin_mse")
+    assert pair["label"] == "adaptive margin" and pair["scores"].to_dict() == pytest.approx({"q1": 0.6, "q2": 0.8})
+    assert pair["reference_scores"].to_dict() == {"q1": 0.4, "q2": 0.8}
+    out = {"png": tmp_path / "pq.png", "pdf": tmp_path / "pq.pdf"}
+    build_figure("per_query", {"manifest": str(tmp_path / "systems.json")}, {"analysis": {}}, out)
+    assert_files(out["png"], out["pdf"])
+
+
+def negatives_grid(tmp_path):
+    """Results and logs with both negative sources; with student negatives static τ=0.1 wins on validation but
+    τ=0.5 on test, so a choice on test would pick the other one."""
+    values, logs = [], []
+    for source, taus in (("bm25", {0.1: (0.45, 0.50), 0.5: (0.48, 0.56)}),
+                         ("student", {0.1: (0.50, 0.52), 0.5: (0.46, 0.58)})):
+        for tau_value, (validation, test) in taus.items():
+            description = system("static", tau=tau_value, negatives=source)
+            values.append((description, test))
+            logs.append((description, [(0, 0.3), (10, validation)], 10, 10.0, False))
+        for seed, test in enumerate((0.60, 0.62) if source == "bm25" else (0.55, 0.57)):
+            description = system("adaptive", negatives=source, seed=seed)
+            values.append((description, test))
+            logs.append((description, [(0, 0.3), (10, 0.5)], 10, 10.0, True))
+    rows = [{**normalise(d, "bm25"), "collection": "test", "measure": "nDCG@10", "value": v} for d, v in values]
+    return pd.DataFrame(rows), manifest_records(tmp_path, logs)
+
+
+def test_column_comparison_chooses_static_on_validation(tmp_path):
+    results, records = negatives_grid(tmp_path)
+    table = column_comparison(results, load_runs(records), "negatives").set_index(["objective", "value_of"])
+    assert table.loc[("static", "bm25"), "tau"] == 0.5 and table.loc[("static", "student"), "tau"] == 0.1
+    assert table.loc[("static", "student"), "value"] == 0.52
+    assert table.loc[("adaptive", "bm25"), "value"] == pytest.approx(0.61)
+    assert table.loc[("adaptive", "bm25"), "n_seeds"] == 2
+    assert table.loc[("adaptive", "bm25"), "half_width"] == pytest.approx(12.706204736174705 * math.sqrt(0.0002) / math.sqrt(2))
+
+
+def test_figure_negatives_and_batching(tmp_path, texts):
+    results, records = negatives_grid(tmp_path)
+    write_results(results, tmp_path / "results.tsv")
+    write_manifest(tmp_path / "systems.json", records, "bm25")
+    inputs = {"results": str(tmp_path / "results.tsv"), "manifest": str(tmp_path / "systems.json")}
+    for name in ("negatives", "batching"):
+        out = {"png": tmp_path / f"{name}.png", "pdf": tmp_path / f"{name}.pdf"}
+        build_figure(name, inputs, {"analysis": {}}, out)
+        assert_files(out["png"], out["pdf"])
+    joined = "\n".join(texts)
+    assert "BM25 negatives" in joined and "student negatives" in joined and "0.610\n(n=2)" in joined
+    # The grid has random batches only: the batching figure says so.
+    assert "the grid has only batching = random" in joined
 
 
 def test_entry_point_script(tmp_path, runs, monkeypatch):
@@ -326,16 +416,23 @@ def test_entry_point_script(tmp_path, runs, monkeypatch):
     from margin_retrieval import logs
 
     monkeypatch.setattr(logs, "setup_job_logging", lambda path: None)
-    _, paths = runs
+    _, manifest = runs
 
     class Job:
-        input = iocontainers.InputFiles(fromdict={"logs": [str(p) for p in paths], "teacher_benchmark": []})
-        params = iocontainers.Params(fromdict={"figure": "speedup", "runs": [d for d, *_ in LOGS],
-                                               "analysis": {"reference_objective": "margin_mse"}})
+        input = iocontainers.InputFiles(fromdict={"manifest": str(manifest), "logs": [], "teacher_benchmark": []})
+        params = iocontainers.Params(fromdict={"figure": "speedup", "analysis": {"reference_objective": "margin_mse"}})
         output = iocontainers.OutputFiles(fromdict={key: str(tmp_path / f"speedup.{key}")
                                                     for key in ("png", "pdf", "json", "tsv")})
         log = iocontainers.Log([str(tmp_path / "figure.log")])
 
     runpy.run_path(str(REPO / "workflow_scripts/figure.py"), init_globals={"snakemake": Job})
     assert_files(tmp_path / "speedup.png", tmp_path / "speedup.pdf")
-    assert json.loads((tmp_path / "speedup.json").read_text())["teacher_seconds"] is None
+    assert json.loads((tmp_path / "speedup.json").read_text())["teacher_cpu_seconds"] is None
+
+
+def test_speedup_says_when_the_untrained_model_reaches_the_target(tmp_path, runs, drawn):
+    loaded, _ = runs
+    numbers = speedup_numbers(loaded, TEACHER_CPU, target=0.30)
+    assert numbers["variants"][0]["static_sweep"]["speedup"]["steps"] is None
+    speedup.draw(numbers, *written(tmp_path, "speedup"))
+    assert "target reached by the untrained model (step 0); speed-ups undefined" in drawn

@@ -96,3 +96,31 @@ def test_tost_verdicts():
     assert tost_paired(A, A, margin=0.01)["equivalent"]
     with pytest.raises(ValueError):
         tost_paired(A, B, margin=0)
+
+
+def test_mean_ci_over_seeds_by_hand():
+    from margin_retrieval.analysis.numbers.seeds import mean_ci
+
+    # Seeds 0.60, 0.62, 0.67: mean 0.63, sd = sqrt((0.03² + 0.01² + 0.04²) / 2) = sqrt(0.0013),
+    # t_{0.975, 2} = 4.302652729911275 (tables), half-width = t * sd / sqrt(3).
+    interval = mean_ci([0.60, 0.62, 0.67])
+    half = 4.302652729911275 * math.sqrt(0.0013) / math.sqrt(3)
+    assert interval["n"] == 3 and interval["mean"] == pytest.approx(0.63)
+    assert interval["sd"] == pytest.approx(math.sqrt(0.0013))
+    assert (interval["ci_low"], interval["ci_high"]) == pytest.approx((0.63 - half, 0.63 + half))
+    one = mean_ci([0.5])
+    assert one["mean"] == 0.5 and math.isnan(one["ci_low"]) and math.isnan(one["half_width"])
+    with pytest.raises(ValueError, match="no values"):
+        mean_ci([])
+
+
+def test_average_per_query_over_seeds():
+    from margin_retrieval.analysis.numbers.seeds import average_per_query
+
+    scores = {"trained/a/seed~0": pd.Series({"q1": 0.2, "q2": 0.4}), "trained/a/seed~1": pd.Series({"q2": 0.6, "q1": 0.4}),
+              "zeroshot/m": pd.Series({"q1": 0.1, "q2": 0.1})}
+    averaged = average_per_query(scores)
+    assert averaged["trained/a"].to_dict() == pytest.approx({"q1": 0.3, "q2": 0.5})
+    assert averaged["zeroshot/m"].to_dict() == {"q1": 0.1, "q2": 0.1}
+    with pytest.raises(ValueError, match="different queries"):
+        average_per_query({"trained/a/seed~0": pd.Series({"q1": 0.2}), "trained/a/seed~1": pd.Series({"q2": 0.2})})

@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 
 from margin_retrieval.analysis import stats
-from margin_retrieval.analysis.tables import (
-    build_tables, collect_results, main_table, measures_of, read_per_query, read_results, reference_system,
-    system_label, table_latex, table_markdown, write_results,
-)
+from margin_retrieval.analysis.numbers.significance import main_table
+from margin_retrieval.analysis.results import collect_results, measures_of, read_per_query, read_results, write_results
+from margin_retrieval.analysis.systems import read_manifest, reference_variant, system_label, write_manifest
+from margin_retrieval.analysis.tables import build_tables, table_latex, table_markdown
 
 SYSTEMS = [
     {"system": "zeroshot/small", "kind": "zeroshot", "model": "small"},
@@ -42,9 +42,10 @@ def per_query_scores(seed: int = 0) -> dict[str, pd.Series]:
                             index=QUERIES) for name in offsets}
 
 
-def write_eval(root, collection: str, scores: dict[str, pd.Series]) -> tuple[list, list, list]:
+def write_eval(root, collection: str, scores: dict[str, pd.Series], systems_list=SYSTEMS) -> tuple[list, list, list]:
+    """Aggregate and per-query files of every system, and the systems manifest (``root/systems.json``) naming them."""
     jsons, tsvs, systems = [], [], []
-    for system in SYSTEMS:
+    for system in systems_list:
         name = system["system"]
         series = scores[name]
         json_path = root / "results/eval" / collection / f"{name}.json"
@@ -59,7 +60,8 @@ def write_eval(root, collection: str, scores: dict[str, pd.Series]) -> tuple[lis
         tsv_path.write_text("\n".join(lines) + "\n")
         jsons.append(json_path)
         tsvs.append(tsv_path)
-        systems.append({**system, "collection": collection})
+        systems.append({**system, "collection": collection, "aggregate": str(json_path), "per_query": str(tsv_path)})
+    write_manifest(root / "systems.json", systems, "bm25")
     return jsons, tsvs, systems
 
 
@@ -70,45 +72,59 @@ def evaluated(tmp_path):
     return tmp_path, scores, jsons, tsvs, systems
 
 
+def collected(root):
+    return collect_results(read_manifest(root / "systems.json"))
+
+
 def test_collect_results_round_trip(evaluated):
-    root, scores, jsons, _, systems = evaluated
-    results = collect_results(jsons, systems)
+    root, scores, _, _, _ = evaluated
+    results = collected(root)
     assert len(results) == 4 * 4
     write_results(results, root / "results.tsv")
     text = (root / "results.tsv").read_text().splitlines()
     assert text[0].split("\t") == ["system", "kind", "model", "objective", "in_batch", "tau", "fraction",
-                                   "collection", "measure", "value"]
+                                   "negatives", "batching", "seed", "collection", "measure", "value"]
     back = read_results(root / "results.tsv")
     zeroshot = back[back["kind"] == "zeroshot"].iloc[0]
     assert zeroshot["objective"] == "" and zeroshot["in_batch"] == "" and math.isnan(zeroshot["tau"])
     static = back[back["system"] == STATIC].iloc[0]
     assert static["in_batch"] == "true" and static["tau"] == 0.2 and static["fraction"] == 1.0
+    # A grid without seed/negatives/batching columns reads with their single-valued defaults.
+    assert static["seed"] == 0 and static["negatives"] == "bm25" and static["batching"] == "random"
     value = back[(back["system"] == REF) & (back["measure"] == "nDCG@10")]["value"].item()
     assert value == pytest.approx(scores[REF].mean(), abs=0, rel=1e-15)
 
 
-def test_collect_results_checks_alignment(evaluated):
-    _, _, jsons, _, systems = evaluated
-    with pytest.raises(ValueError, match="misaligned"):
-        collect_results(jsons, list(reversed(systems)))
-    with pytest.raises(ValueError, match="evaluation files"):
-        collect_results(jsons[:2], systems)
+def test_read_results_written_before_the_new_columns(evaluated):
+    root, *_ = evaluated
+    write_results(collected(root), root / "results.tsv")
+    old = pd.read_csv(root / "results.tsv", sep="\t", dtype=str, keep_default_na=False)
+    old.drop(columns=["negatives", "batching", "seed"]).to_csv(root / "old.tsv", sep="\t", index=False)
+    back = read_results(root / "old.tsv")
+    assert set(back["seed"]) == {0} and set(back["negatives"]) == {""} and len(back) == 16
+
+
+def test_manifest_rejects_a_duplicate(tmp_path):
+    record = {**SYSTEMS[0], "collection": "c", "aggregate": "a.json", "per_query": "a.tsv"}
+    with pytest.raises(ValueError, match="appears twice"):
+        write_manifest(tmp_path / "systems.json", [record, record], "bm25")
 
 
 def test_labels_and_reference():
     assert system_label(SYSTEMS[0]) == "small (zero-shot)"
     assert system_label(SYSTEMS[2]) == "static margin (in-batch) τ=0.2"
     assert system_label(SYSTEMS[3]) == "adaptive margin, 25% data"
-    results = pd.DataFrame([{**s, "collection": "c", "measure": "nDCG@10", "value": 0.5} for s in SYSTEMS])
-    assert reference_system(results, "margin_mse") == REF
-    assert reference_system(results, "zeroshot/small") == "zeroshot/small"
-    assert reference_system(results, "infonce") is None
+    assert system_label({**SYSTEMS[3], "negatives": "student"}, varying={"negatives"}) == \
+        "adaptive margin, 25% data, student negatives"
+    variants = pd.DataFrame([{"objective": "", "in_batch": "", "batching": "", **s} for s in SYSTEMS])
+    assert reference_variant(variants, "margin_mse") == REF
+    assert reference_variant(variants, "zeroshot/small") == "zeroshot/small"
+    assert reference_variant(variants, "infonce") is None
 
 
 def test_main_table_tests_and_holm(evaluated):
-    _, scores, jsons, _, systems = evaluated
-    results = collect_results(jsons, systems)
-    table = main_table(results, scores, REF, alpha=0.05, margin=0.01)
+    root, scores, _, _, _ = evaluated
+    table = main_table(collected(root), scores, "margin_mse", alpha=0.05, margin=0.01)
     assert list(table["system"]) == [SYSTEMS[0]["system"], REF, STATIC, ADAPTIVE]
     by_system = table.set_index("system")
     assert by_system.loc[REF, "reference"] and math.isnan(by_system.loc[REF, "p_value"])
@@ -122,19 +138,66 @@ def test_main_table_tests_and_holm(evaluated):
     tost = stats.tost_paired(scores[ADAPTIVE], scores[REF], margin=0.01)
     assert by_system.loc[ADAPTIVE, "tost_p"] == pytest.approx(tost["p_value"])
     assert by_system.loc[REF, "nDCG@10"] == pytest.approx(scores[REF].mean())
+    assert math.isnan(by_system.loc[REF, "nDCG@10 ci_low"])  # one seed: no interval
     assert table.attrs["margin"] == 0.01 and table.attrs["n_queries"] == len(QUERIES)
 
 
 def test_main_table_without_reference(evaluated):
-    _, scores, jsons, _, systems = evaluated
-    table = main_table(collect_results(jsons, systems), scores, None, alpha=0.05, margin=0.01)
+    root, scores, _, _, _ = evaluated
+    table = main_table(collected(root), scores, "infonce", alpha=0.05, margin=0.01)
     assert table["p_value"].isna().all() and not table["equivalent"].any()
     assert "no reference system" in table_markdown(table)
 
 
+def seeded(system: dict, seed: int) -> dict:
+    return {**system, "system": f"{system['system']}/seed~{seed}", "seed": seed}
+
+
+def test_main_table_seeds_interval_and_averaged_tests(tmp_path):
+    """Three seeds of each trained system: the mean, the t interval over seeds (by hand), and tests on the
+    per-query scores averaged over seeds."""
+    systems = [SYSTEMS[0]] + [seeded(s, seed) for s in SYSTEMS[1:] for seed in (0, 1, 2)]
+    rng = np.random.default_rng(3)
+    base = pd.Series(rng.uniform(0.2, 0.8, len(QUERIES)), index=QUERIES)
+    shift = {0: 0.0, 1: 0.02, 2: 0.07}
+    scores = {s["system"]: (base + shift.get(s.get("seed"), 0.0) + (0.05 if "adaptive" in s["system"] else 0))
+              .clip(0, 1) for s in systems}
+    write_eval(tmp_path, "c", scores, systems)
+    table = main_table(collected(tmp_path), scores, "margin_mse", alpha=0.05, margin=0.01).set_index("system")
+    means = [scores[f"{ADAPTIVE}/seed~{seed}"].mean() for seed in (0, 1, 2)]
+    mean = sum(means) / 3
+    sd = math.sqrt(sum((m - mean) ** 2 for m in means) / 2)
+    half = 4.302652729911275 * sd / math.sqrt(3)  # t_{0.975, 2}
+    row = table.loc[ADAPTIVE]
+    assert row["n_seeds"] == 3 and row["nDCG@10"] == pytest.approx(mean)
+    assert (row["nDCG@10 ci_low"], row["nDCG@10 ci_high"]) == pytest.approx((mean - half, mean + half))
+    averaged = {name: sum(scores[f"{name}/seed~{seed}"] for seed in (0, 1, 2)) / 3 for name in (ADAPTIVE, REF)}
+    assert row["p_value"] == pytest.approx(stats.paired_ttest(averaged[ADAPTIVE], averaged[REF])["p_value"])
+    assert row["compared_with"] == REF and table.loc[REF, "reference"]
+    markdown = table_markdown(main_table(collected(tmp_path), scores, "margin_mse", alpha=0.05, margin=0.01))
+    assert f"{mean:.3f} ± {half:.3f}" in markdown and "| Seeds |" in markdown and "95% t interval" in markdown
+
+
+def test_each_model_against_its_own_reference(tmp_path):
+    """Two students: every trained run is tested against its own model's Margin-MSE run."""
+    other = [{**s, "system": s["system"].replace("model~small", "model~big"), "model": "big"} for s in SYSTEMS[1:]]
+    systems = SYSTEMS + other
+    scores = per_query_scores()
+    scores |= {s["system"]: scores[s["system"].replace("model~big", "model~small")] * 0.9 for s in other}
+    write_eval(tmp_path, "c", scores, systems)
+    table = main_table(collected(tmp_path), scores, "margin_mse", alpha=0.05, margin=0.01).set_index("system")
+    big_ref, big_static = other[0]["system"], other[1]["system"]
+    assert table.loc[big_static, "compared_with"] == big_ref and table.loc[STATIC, "compared_with"] == REF
+    assert table.loc[big_ref, "reference"] and table.loc[REF, "reference"]
+    assert table.loc["zeroshot/small", "compared_with"] == REF
+    assert table.loc[big_static, "p_value"] == pytest.approx(
+        stats.paired_ttest(scores[big_static], scores[big_ref])["p_value"])
+    assert "its own reference" in table_markdown(main_table(collected(tmp_path), scores, "margin_mse", 0.05, 0.01))
+
+
 def test_markdown_and_latex(evaluated):
-    _, scores, jsons, _, systems = evaluated
-    table = main_table(collect_results(jsons, systems), scores, REF, alpha=0.05, margin=0.01)
+    root, scores, _, _, _ = evaluated
+    table = main_table(collected(root), scores, "margin_mse", alpha=0.05, margin=0.01)
     markdown = table_markdown(table)
     lines = markdown.splitlines()
     assert lines[0].startswith("| System | nDCG@10 | RR@10 | R@100 | R@1000 | p (Holm) | TOST p (±0.01)")
@@ -148,21 +211,23 @@ def test_markdown_and_latex(evaluated):
     assert latex.count(r"\\") == 1 + 4  # header + rows
 
 
-def test_build_tables(evaluated):
-    root, _, jsons, tsvs, systems = evaluated
-    write_results(collect_results(jsons, systems), root / "results.tsv")
-    tables = build_tables(root / "results.tsv", tsvs, systems,
+def test_build_tables_uses_configured_measures(evaluated):
+    root, *_ = evaluated
+    write_results(collected(root), root / "results.tsv")
+    tables = build_tables(root / "systems.json", root / "results.tsv",
                           {"reference_objective": "margin_mse", "alpha": 0.05, "equivalence_margin": 0.01},
-                          root / "main.md", root / "main.tex", root / "main.tsv")
+                          {"test-set": ["RR@10", "nDCG@10"]}, root / "main.md", root / "main.tex", root / "main.tsv")
     assert len(tables) == 1 and tables[0].attrs["reference"] == REF
-    assert (root / "main.md").read_text().startswith("### test-set")
+    markdown = (root / "main.md").read_text()
+    assert markdown.startswith("### test-set") and "| System | RR@10 | nDCG@10 | p (Holm)" in markdown
     assert r"\begin{table}" in (root / "main.tex").read_text()
-    assert len(pd.read_csv(root / "main.tsv", sep="\t")) == 4
-    assert read_per_query(tsvs[1]).index.tolist() == QUERIES
+    tsv = pd.read_csv(root / "main.tsv", sep="\t")
+    assert len(tsv) == 4 and "R@100" not in tsv.columns
+    assert read_per_query(read_manifest(root / "systems.json")["per_query"][1]).index.tolist() == QUERIES
 
 
 def test_entry_point_scripts(evaluated, monkeypatch):
-    """workflow_scripts/collect_results.py and tables.py with Snakemake's own containers."""
+    """workflow_scripts/{systems_manifest,collect_results,tables}.py with Snakemake's own containers."""
     iocontainers = pytest.importorskip("snakemake.iocontainers")
     from margin_retrieval import logs
 
@@ -170,20 +235,29 @@ def test_entry_point_scripts(evaluated, monkeypatch):
     root, _, jsons, tsvs, systems = evaluated
     analysis = {"reference_objective": "margin_mse", "alpha": 0.05, "equivalence_margin": 0.01}
 
+    class Manifest:
+        input = iocontainers.InputFiles([])
+        params = iocontainers.Params(fromdict={"systems": systems, "negatives_default": "bm25"})
+        output = iocontainers.OutputFiles([str(root / "manifest.json")])
+        log = iocontainers.Log([str(root / "manifest.log")])
+
     class Collect:
-        input = iocontainers.InputFiles(fromdict={"aggregates": [str(p) for p in jsons]})
-        params = iocontainers.Params(fromdict={"systems": systems})
+        input = iocontainers.InputFiles(fromdict={"manifest": str(root / "manifest.json"),
+                                                  "aggregates": [str(p) for p in jsons]})
+        params = iocontainers.Params()
         output = iocontainers.OutputFiles([str(root / "results.tsv")])
         log = iocontainers.Log([str(root / "collect.log")])
 
     class Tables:
-        input = iocontainers.InputFiles(fromdict={"results": str(root / "results.tsv"),
+        input = iocontainers.InputFiles(fromdict={"manifest": str(root / "manifest.json"),
+                                                  "results": str(root / "results.tsv"),
                                                   "per_query": [str(p) for p in tsvs]})
-        params = iocontainers.Params(fromdict={"systems": systems, "analysis": analysis})
+        params = iocontainers.Params(fromdict={"analysis": analysis, "measures": {}})
         output = iocontainers.OutputFiles(fromdict={"markdown": str(root / "main.md"),
                                                     "latex": str(root / "main.tex")})
         log = iocontainers.Log([str(root / "tables.log")])
 
+    runpy.run_path(str(REPO / "workflow_scripts/systems_manifest.py"), init_globals={"snakemake": Manifest})
     runpy.run_path(str(REPO / "workflow_scripts/collect_results.py"), init_globals={"snakemake": Collect})
     assert len(read_results(root / "results.tsv")) == 16
     runpy.run_path(str(REPO / "workflow_scripts/tables.py"), init_globals={"snakemake": Tables})

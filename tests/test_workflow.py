@@ -93,7 +93,8 @@ def test_full_dag_produces_every_output(smoke_run):
 
 def test_every_figure_table_and_the_report(smoke_run):
     root, config = smoke_run
-    for figure in ("tau", "data_efficiency", "training_curves", "speedup", "targets", "per_query"):
+    for figure in ("tau", "data_efficiency", "training_curves", "speedup", "targets", "per_query", "negatives",
+                   "batching"):
         for suffix in ("png", "pdf"):
             assert (root / "figures" / f"{figure}.{suffix}").stat().st_size > 0, (figure, suffix)
     markdown = (root / "figures/main_table.md").read_text()

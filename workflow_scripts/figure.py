@@ -1,8 +1,8 @@
-"""Draw one figure, chosen by params.figure (see margin_retrieval.analysis.figures.build_figure for the inputs of each).
+"""Draw one figure, chosen by params.figure from the registry margin_retrieval.analysis.figures.FIGURES.
 
-tau / data_efficiency: input.results; training_curves / targets: input.logs + params.runs (aligned);
-speedup: input.logs + params.runs + input.teacher_benchmark (optional); per_query: input.per_query + params.systems.
-params.analysis: the config's analysis section. output.png, output.pdf (+ output.json, output.tsv where written).
+input.manifest: results/systems.json (training logs, benchmarks, per-query files); input.results: results.tsv;
+input.teacher_benchmark (speedup, optional). params.analysis: the config's analysis section. output.png,
+output.pdf (+ output.json, output.tsv where written).
 """
 
 from margin_retrieval.logs import setup_job_logging

@@ -1,8 +1,9 @@
-"""Main results tables (Markdown, LaTeX, TSV) with paired t-tests (Holm) and TOST equivalence vs the reference.
+"""Main results tables (Markdown, LaTeX, TSV): means over seeds with 95% intervals, paired t-tests (Holm) and TOST
+equivalence against each model's reference.
 
-input.results: results.tsv; input.per_query: results/eval/{collection}/{system}.tsv; params.systems: aligned dicts
-(system, collection, ...); params.analysis: the config's analysis section; output.markdown, output.latex, and
-optionally output.tsv.
+input.manifest: results/systems.json (names each system's per-query file); input.results: results.tsv;
+params.analysis: the config's analysis section; params.measures: collection -> configured measures;
+output.markdown, output.latex, and optionally output.tsv.
 """
 
 from margin_retrieval.logs import setup_job_logging
@@ -11,6 +12,6 @@ setup_job_logging(snakemake.log[0])
 
 from margin_retrieval.analysis.tables import build_tables
 
-build_tables(snakemake.input.results, list(snakemake.input.per_query), snakemake.params.systems,
-             snakemake.params.analysis, snakemake.output.markdown, snakemake.output.latex,
+build_tables(snakemake.input.manifest, snakemake.input.results, snakemake.params.analysis,
+             snakemake.params.measures, snakemake.output.markdown, snakemake.output.latex,
              snakemake.output.get("tsv"))

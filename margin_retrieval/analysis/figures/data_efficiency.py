@@ -1,0 +1,111 @@
+"""Test effectiveness vs training fraction (one line per objective trained on reduced data, error bars over
+seeds), the full-data reference with its equivalence band, and the zero-shot models as horizontal lines; the
+smallest fraction that matches the reference (``numbers.effectiveness.smallest_matching_fraction``) is printed on
+the figure and written as JSON."""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import pandas as pd
+from matplotlib.ticker import FixedLocator, NullLocator
+
+from margin_retrieval.analysis.figures.style import (
+    ZEROSHOT_COLORS, PathLike, color, half_widths, new_figure, percent, placeholder, save_figure, styled,
+)
+from margin_retrieval.analysis.numbers.effectiveness import (
+    collection_of, default_setting, reference_row, smallest_matching_fraction, variant_rows,
+)
+from margin_retrieval.analysis.results import TEST_MEASURE, read_results
+from margin_retrieval.analysis.systems import system_label, variant_label
+from margin_retrieval.io import write_json
+
+
+def _lines(ax, trained: pd.DataFrame) -> set[float]:
+    """One line per objective/in-batch/τ that has a reduced fraction; returns the fractions drawn."""
+    fractions: set[float] = set()
+    for (objective, in_batch, tau), group in trained.fillna({"tau": -1}).groupby(["objective", "in_batch", "tau"]):
+        if not (group["fraction"] < 1).any():
+            continue  # not part of a data-efficiency experiment
+        group = group.sort_values("fraction")
+        label = variant_label(objective, in_batch) + (f" τ={tau:g}" if objective == "static" else "")
+        ax.errorbar(group["fraction"], group["value"], yerr=half_widths(group), marker="o", capsize=3,
+                    color=color(objective, in_batch), label=label)
+        fractions.update(group["fraction"])
+    return fractions
+
+
+def _horizontal_lines(ax, rows: pd.DataFrame, reference: pd.Series | None, margin: float, student, teacher):
+    if reference is not None:
+        label = system_label(reference.to_dict())
+        if reference["kind"] == "trained":
+            label += f" ({percent(reference['fraction'])} data)"
+        value = float(reference["value"])
+        ax.axhline(value, color="black", linestyle="--", linewidth=1.2, label=f"{label} ({value:.3f})")
+        ax.axhspan(value - margin, value, color="black", alpha=0.08, linewidth=0,
+                   label=f"equivalence margin (−{margin:g})")
+    zeroshot = rows[rows["kind"] == "zeroshot"].sort_values("model")
+    for shade, row in zip(ZEROSHOT_COLORS, zeroshot.to_dict("records")):
+        role = " (student)" if row["model"] == student else " (teacher)" if row["model"] == teacher else ""
+        ax.axhline(row["value"], color=shade, linestyle=":", linewidth=1.2,
+                   label=f"{row['model']}{role}, zero-shot ({row['value']:.3f})")
+
+
+def _summary(reference, smallest: Mapping, reference_objective: str, margin: float) -> str:
+    if reference is None:
+        return f"no {reference_objective} reference run: matching fraction undefined"
+    if not smallest:
+        return "no adaptive runs in this configuration"
+    return f"smallest fraction within −{margin:g}\nof the reference:\n" + "\n".join(
+        f"  {label}: " + (percent(value) if value is not None else "not reached") for label, value in smallest.items())
+
+
+@styled
+def draw(results: pd.DataFrame, png: PathLike, pdf: PathLike, margin: float, reference_objective: str = "margin_mse",
+         collection: str | None = None, measure: str = TEST_MEASURE, student: str | None = None,
+         teacher: str | None = None, model: str | None = None) -> dict[str, float | None]:
+    """Draw the figure; returns ``smallest_matching_fraction``."""
+    rows = default_setting(variant_rows(results, collection, measure, model))
+    fig, (ax,) = new_figure(width=7.5, height=4.2)
+    fractions = _lines(ax, rows[rows["kind"] == "trained"])
+    reference = reference_row(rows, reference_objective)
+    _horizontal_lines(ax, rows, reference, margin, student, teacher)
+    smallest = smallest_matching_fraction(results, margin, reference_objective, collection, measure, model)
+    if not fractions:
+        placeholder(ax, "no runs on reduced training data in this configuration")
+        ax.set_xlim(0, 1)
+    else:
+        ticks = sorted(fractions)
+        ax.set_xscale("log", base=2)
+        ax.xaxis.set_major_locator(FixedLocator(ticks))
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.set_xticklabels([percent(f) for f in ticks])
+    ax.text(1.03, 0.0, _summary(reference, smallest, reference_objective, margin), transform=ax.transAxes,
+            ha="left", va="bottom", fontsize=8, bbox={"boxstyle": "round", "facecolor": "white", "edgecolor": "#999999"})
+    ax.set_xlabel("training data (% of training queries, log scale)")
+    ax.set_ylabel(f"test {measure} (higher is better)")
+    ax.set_title(f"Data efficiency on {collection_of(results, collection)}")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    save_figure(fig, png, pdf)
+    return smallest
+
+
+def build(inputs: Mapping, params: Mapping, outputs: Mapping) -> dict[str, float | None]:
+    analysis = params.get("analysis") or {}
+    reference_objective = analysis.get("reference_objective", "margin_mse")
+    margin = analysis.get("equivalence_margin", 0.01)
+    collection = params.get("collection")
+    results = read_results(inputs["results"])
+    smallest = draw(results, outputs["png"], outputs["pdf"], margin=margin, reference_objective=reference_objective,
+                    collection=collection, student=params.get("student"), teacher=params.get("teacher"))
+    if outputs.get("json"):
+        reference = reference_row(default_setting(variant_rows(results, collection)), reference_objective)
+        write_json(outputs["json"], {
+            "collection": collection_of(results, collection), "measure": TEST_MEASURE, "margin": margin,
+            "reference_system": None if reference is None else reference["system"],
+            "reference_value": None if reference is None else float(reference["value"]),
+            "reference_seeds": None if reference is None else int(reference["n_seeds"]),
+            "smallest_matching_fraction": smallest,
+        })
+    return smallest

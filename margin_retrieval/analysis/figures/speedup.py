@@ -1,0 +1,133 @@
+"""Bars of the cost to reach the validation target, in training steps (left) and CPU seconds (right): each
+self-distilled variant (error bar: 95% interval over seeds), the static sweep (stacked by τ: every τ trained in
+full) and Margin-MSE (cost to target; in CPU seconds plus the teacher's scoring, hatched), with the speed-ups
+printed. The numbers come from ``numbers.speedup`` and are also written as JSON and TSV."""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import matplotlib.pyplot as plt
+
+from margin_retrieval.analysis.figures.style import PathLike, color, new_figure, placeholder, save_figure, styled
+from margin_retrieval.analysis.numbers.speedup import finite, speedup_numbers, speedup_rows
+from margin_retrieval.analysis.numbers.train_logs import load_runs, read_benchmark
+from margin_retrieval.analysis.results import TEST_MEASURE
+from margin_retrieval.analysis.systems import read_manifest
+from margin_retrieval.io import write_json, write_tsv
+
+PANELS = (("steps", "training steps to the target"), ("cpu_seconds", "CPU seconds to the target"))
+
+
+def _fmt(value: float | None, unit: str) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.0f} steps" if unit == "steps" else f"{value:.1f} s"
+
+
+def _ratio(ax, x: float, height: float | None, ratio: float | None) -> None:
+    ax.text(x, height or 0, "n/a" if ratio is None else f"×{ratio:.1f}", ha="center", va="bottom", fontsize=8,
+            fontweight="bold")
+
+
+def _own_bar(ax, x: float, entry: Mapping, unit: str) -> str:
+    own = entry["to_target"].get(unit) if entry["to_target"]["n_reached"] == entry["to_target"]["n_seeds"] else None
+    height = None if own is None else own["mean"]
+    error = None if own is None or own["n"] < 2 else [[own["half_width"]], [own["half_width"]]]
+    ax.bar(x, height or 0, 0.8, yerr=error, capsize=3, color=color(entry["objective"], entry["in_batch"]),
+           edgecolor="black", linewidth=0.5)
+    if height is None:
+        ax.text(x, 0, "not\nreached" if unit == "steps" else "n/a", ha="center", va="bottom", fontsize=7)
+    return entry["label"].replace(" (", "\n(") + f"\n{_fmt(height, unit)}"
+
+
+def _sweep_bar(ax, x: float, sweep: Mapping, in_batch: str, unit: str) -> str:
+    bottom = 0.0
+    for i, part in enumerate(sweep["per_tau"].values()):
+        ax.bar(x, part[unit] or 0, 0.8, bottom=bottom, color=color("static", in_batch), alpha=0.55 + 0.45 * (i % 2),
+               edgecolor="black", linewidth=0.5)
+        bottom += part[unit] or 0
+    _ratio(ax, x, sweep["cost"][unit], sweep["speedup"][unit])
+    n = len(sweep["taus"])
+    return f"static sweep\n({n} τ value{'s' * (n != 1)})\n{_fmt(sweep['cost'][unit], unit)}"
+
+
+def _reference_bar(ax, x: float, ref: Mapping, unit: str) -> str:
+    teacher = (ref["teacher_cpu_seconds"] or 0.0) if unit == "cpu_seconds" else 0.0
+    cost = ref["cost"][unit]
+    ax.bar(x, teacher, 0.8, color="white", edgecolor="black", hatch="///", linewidth=0.5)
+    ax.bar(x, (cost - teacher) if cost is not None else 0, 0.8, bottom=teacher, color=color("margin_mse"),
+           edgecolor="black", linewidth=0.5)
+    if cost is None:
+        ax.text(x, teacher, "not\nreached", ha="center", va="bottom", fontsize=7)
+    else:
+        _ratio(ax, x, cost, ref["speedup"][unit])
+    return ref["label"] + ("\n(+ teacher)" if unit == "cpu_seconds" else "") + f"\n{_fmt(cost, unit)}"
+
+
+def _panel(ax, numbers: Mapping, unit: str, title: str) -> None:
+    position, ticks, labels = 0.0, [], []
+    for entry in numbers.get("variants", []):
+        parts = [_own_bar(ax, position, entry, unit)]
+        if entry["static_sweep"] is not None:
+            parts.append(_sweep_bar(ax, position + len(parts), entry["static_sweep"], entry["in_batch"], unit))
+        if entry["reference"] is not None:
+            parts.append(_reference_bar(ax, position + len(parts), entry["reference"], unit))
+        ticks += [position + i for i in range(len(parts))]
+        labels += parts
+        position += len(parts) + 0.6
+    ax.set_xticks(ticks)
+    ax.set_xticklabels(labels, fontsize=6.5)
+    ax.set_ylabel(title)
+    ax.set_axisbelow(True)
+    ax.margins(y=0.15)
+    ax.set_ylim(bottom=0)
+
+
+@styled
+def draw(numbers: Mapping, png: PathLike, pdf: PathLike) -> None:
+    variants = numbers.get("variants", [])
+    fig, axes = new_figure(ncols=2, width=11.0, height=4.2)
+    for ax, (unit, title) in zip(axes, PANELS):
+        _panel(ax, numbers, unit, title)
+    if not variants:
+        placeholder(axes[0], "no adaptive or distributed runs at full data in this configuration"
+                    if numbers.get("target") is not None else "no validation logs to compare")
+    elif all(e["static_sweep"] is None and e["reference"] is None for e in variants):
+        axes[0].text(0.5, 0.95, "no static-margin sweep and no reference run to compare with",
+                     transform=axes[0].transAxes, ha="center", va="top", fontsize=9, color="#555555")
+    notes = sorted({e["note"] for e in variants if e.get("note")})
+    if notes:
+        axes[0].text(0.5, 0.8, "\n".join(notes), transform=axes[0].transAxes, ha="center", va="top", fontsize=9,
+                     color="#555555")
+    if any(e["reference"] is not None for e in variants):
+        handle = plt.Rectangle((0, 0), 1, 1, facecolor="white", edgecolor="black", hatch="///")
+        axes[1].legend([handle], ["teacher scoring of the training triples"], loc="upper left")
+    target = numbers.get("target")
+    fig.suptitle(f"Cost to reach validation {TEST_MEASURE}" + (f" ≥ {target:.3f}" if target is not None else "")
+                 + " (full training data)\n×: cost relative to the self-distilled run; a static sweep costs the "
+                 "full training of every τ; CPU seconds = job CPU time per step × steps", fontsize=9)
+    save_figure(fig, png, pdf)
+
+
+def write_numbers(numbers: Mapping, json_path: PathLike | None = None, tsv_path: PathLike | None = None) -> None:
+    """The speed-up numbers as JSON (everything) and TSV (one row per variant x comparison x unit)."""
+    if json_path is not None:
+        write_json(json_path, finite(numbers))
+    if tsv_path is not None:
+        fmt = lambda v: "" if v is None else v if isinstance(v, str) else f"{v:.6g}"  # noqa: E731
+        write_tsv(tsv_path, ["method", "compared_with", "target", "unit", "method_cost", "compared_cost", "speedup"],
+                  [[fmt(v) for v in row] for row in speedup_rows(numbers)])
+
+
+def build(inputs: Mapping, params: Mapping, outputs: Mapping) -> dict:
+    analysis = params.get("analysis") or {}
+    teacher = inputs.get("teacher_benchmark") or None  # a path, a one-element list, or empty (no Margin-MSE)
+    benchmark = read_benchmark(teacher if teacher is None or isinstance(teacher, str) else next(iter(teacher)))
+    numbers = speedup_numbers(load_runs(read_manifest(inputs["manifest"])),
+                              None if benchmark is None else benchmark["cpu_seconds"],
+                              target=analysis.get("target_effectiveness"),
+                              reference_objective=analysis.get("reference_objective", "margin_mse"))
+    draw(numbers, outputs["png"], outputs["pdf"])
+    write_numbers(numbers, outputs.get("json"), outputs.get("tsv"))
+    return numbers

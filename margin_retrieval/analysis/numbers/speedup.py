@@ -1,0 +1,183 @@
+"""The cost of reaching a validation target, self-distillation vs a static-margin sweep and Margin-MSE, in units
+that a busy machine does not change.
+
+Costs are counted in training **steps** and **triples** (read from the training logs) and in **CPU seconds**: the
+training job's CPU time (Snakemake benchmark ``cpu_time``) divided by its steps gives a per-step cost measured once
+per run, so the cost to the target is steps x that per-step cost; wall-clock seconds, which depend on whatever
+else ran, are not used. Per self-distilled variant (its seeds averaged, with a 95% t interval): the cost to the
+target (first validation at or above it); the static sweep of the same in-batch setting (same model, negatives,
+batching and fraction, ``train_logs.full_runs``), whose cost is the **full** training of every τ tried (a sweep
+must train them all; with seeds, the sum per seed averaged over seeds); and the reference (Margin-MSE): its cost to
+the target plus, in CPU seconds, the teacher's scoring of the training triples. Speed-up = cost / self-distilled
+cost to target, per unit.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Mapping, Sequence
+
+from margin_retrieval.analysis.numbers.seeds import mean_ci
+from margin_retrieval.analysis.numbers.train_logs import (
+    best_static, by_variant, full_runs, mean_best, total_steps,
+)
+from margin_retrieval.analysis.results import TEST_MEASURE
+from margin_retrieval.analysis.systems import variant_label
+
+SELF_DISTILLED = ("adaptive", "distributed")
+UNITS = ("steps", "triples", "cpu_seconds")
+
+
+def _cpu_per_step(run: Mapping) -> float | None:
+    benchmark = run.get("benchmark") or {}
+    steps = total_steps(run)
+    cpu = benchmark.get("cpu_seconds")
+    return cpu / steps if cpu is not None and steps > 0 else None
+
+
+def cost_to_target(run: Mapping, target: float) -> dict[str, float] | None:
+    """Steps, triples and CPU seconds until the first validation at or above ``target``; None if never."""
+    curve = run["validation"].sort_values("step")
+    reached = curve[curve[TEST_MEASURE] >= target]
+    if reached.empty:
+        return None
+    step, triples = float(reached["step"].iloc[0]), float(reached["triples_seen"].iloc[0])
+    per_step = _cpu_per_step(run)
+    return {"steps": step, "triples": triples, "cpu_seconds": None if per_step is None else step * per_step}
+
+
+def total_cost(run: Mapping) -> dict[str, float | None]:
+    """Steps, triples and CPU seconds of the whole training job."""
+    end = run.get("end") or {}
+    triples = end.get("triples_seen")
+    if triples is None:
+        logged = run["train"]["triples_seen"].dropna()
+        triples = float(logged.max()) if len(logged) else 0.0
+    return {"steps": total_steps(run), "triples": float(triples),
+            "cpu_seconds": (run.get("benchmark") or {}).get("cpu_seconds")}
+
+
+def _summary(costs: Sequence[Mapping | None]) -> dict:
+    """Per unit, the mean over seeds with its interval, of the seeds that reached the target."""
+    reached = [c for c in costs if c is not None]
+    out = {"n_seeds": len(costs), "n_reached": len(reached)}
+    for unit in UNITS:
+        values = [c[unit] for c in reached if c.get(unit) is not None]
+        out[unit] = mean_ci(values) if values and len(values) == len(reached) else None
+    return out
+
+
+def _mean(summary: Mapping | None, unit: str) -> float | None:
+    return None if summary is None or summary.get(unit) is None else summary[unit]["mean"]
+
+
+def _ratios(cost: Mapping[str, float | None], own: Mapping) -> dict[str, float | None]:
+    out = {}
+    for unit in UNITS:
+        time = _mean(own, unit)
+        out[unit] = cost[unit] / time if cost.get(unit) is not None and time is not None and time > 0 else None
+    return out
+
+
+def _sweep(sweep: Sequence[dict], in_batch: str, target: float, own: Mapping) -> dict:
+    """The static sweep's cost: per seed the sum over τ of each run's full cost, averaged over seeds."""
+    per_seed: dict[int, list[dict]] = {}
+    for run in sweep:
+        per_seed.setdefault(int(run.get("seed", 0)), []).append(total_cost(run))
+    cost = {}
+    for unit in UNITS:
+        sums = [sum(c[unit] for c in costs) if all(c[unit] is not None for c in costs) else None
+                for costs in per_seed.values()]
+        cost[unit] = None if None in sums else sum(sums) / len(sums)
+    taus = sorted({float(r["tau"]) for r in sweep})
+    per_tau = {f"{tau:g}": {unit: _mean(_summary([total_cost(r) for r in sweep if float(r["tau"]) == tau]), unit)
+                            for unit in UNITS} for tau in taus}
+    best = best_static(sweep, in_batch)
+    return {"label": variant_label("static", in_batch) + " sweep", "taus": taus, "per_tau": per_tau,
+            "cost": cost, "best_tau": float(best[0]["tau"]), "best_value": mean_best(best),
+            "reached": any(cost_to_target(r, target) is not None for r in sweep), "speedup": _ratios(cost, own)}
+
+
+def _reference(runs: Sequence[dict], target: float, teacher_cpu: float | None, own: Mapping) -> dict:
+    summary = _summary([cost_to_target(r, target) for r in runs])
+    reached = summary["n_reached"] == summary["n_seeds"]
+    cost = {unit: _mean(summary, unit) if reached else None for unit in UNITS}
+    if cost["cpu_seconds"] is not None:
+        cost["cpu_seconds"] += teacher_cpu or 0.0
+    return {"label": runs[0]["label"], "to_target": summary, "teacher_cpu_seconds": teacher_cpu, "cost": cost,
+            "best_value": mean_best(runs), "speedup": _ratios(cost, own)}
+
+
+def _target(variants: Mapping, sweeps: Mapping, reference: Sequence[dict] | None) -> float | None:
+    compared = [mean_best(seeds) for seeds in variants.values()]
+    compared += [mean_best(best_static(sweep, in_batch)) for in_batch, sweep in sweeps.items()]
+    compared += [mean_best(reference)] if reference else []
+    compared = [v for v in compared if math.isfinite(v)]
+    return min(compared) if compared else None
+
+
+def speedup_numbers(runs: Sequence[dict], teacher_cpu_seconds: float | None = None, target: float | None = None,
+                    reference_objective: str = "margin_mse") -> dict:
+    """The speed-up comparison at full data (module docstring). ``target`` None: the lowest of the mean best
+    validation values of the compared variants (self-distilled, best static τ per sweep, reference), so each
+    reaches it on average. Speed-ups are None where undefined (target not reached by every seed, no CPU time,
+    or reached before any training at step 0)."""
+    full = full_runs(runs)
+    variants = by_variant([r for r in full if r["objective"] in SELF_DISTILLED])
+    sweeps: dict[str, list[dict]] = {}
+    for run in full:
+        if run["objective"] == "static":
+            sweeps.setdefault(run["in_batch"], []).append(run)
+    references = by_variant([r for r in full if r["objective"] == reference_objective and r["in_batch"] == "false"])
+    reference = next(iter(references.values()), None)
+    source = "config"
+    if target is None:
+        target, source = _target(variants, sweeps, reference), "lowest mean best validation value of the compared runs"
+    numbers = {"target": target, "target_source": source, "measure": f"validation {TEST_MEASURE}", "units": UNITS,
+               "teacher_cpu_seconds": teacher_cpu_seconds, "variants": []}
+    if target is None:
+        return numbers
+    for seeds in sorted(variants.values(), key=lambda s: s[0]["label"]):
+        own = _summary([cost_to_target(r, target) for r in seeds])
+        entry = {"label": seeds[0]["label"], "objective": seeds[0]["objective"], "in_batch": seeds[0]["in_batch"],
+                 "best_value": mean_best(seeds), "to_target": own, "total": [total_cost(r) for r in seeds],
+                 "static_sweep": None, "reference": None}
+        if own["n_reached"] < own["n_seeds"]:
+            own = {unit: None for unit in UNITS}  # not every seed reached it: no fair mean cost
+        if _mean(own, "steps") == 0:
+            entry["note"] = "target reached by the untrained model (step 0); speed-ups undefined"
+        if sweeps.get(entry["in_batch"]):
+            entry["static_sweep"] = _sweep(sweeps[entry["in_batch"]], entry["in_batch"], target, own)
+        if reference:
+            entry["reference"] = _reference(reference, target, teacher_cpu_seconds, own)
+        numbers["variants"].append(entry)
+    return numbers
+
+
+def speedup_rows(numbers: Mapping) -> list[list]:
+    """One row per self-distilled variant x comparison x unit: method, compared_with, target, unit, the two costs
+    and the speed-up (the TSV next to the figure)."""
+    rows = []
+    for entry in numbers["variants"]:
+        for key in ("static_sweep", "reference"):
+            other = entry[key]
+            if other is None:
+                continue
+            own = entry["to_target"]
+            every_seed = own["n_reached"] == own["n_seeds"]
+            for unit in UNITS:
+                rows.append([entry["label"], other["label"], numbers["target"], unit,
+                             _mean(own, unit) if every_seed else None, other["cost"][unit],
+                             other["speedup"][unit]])
+    return rows
+
+
+def finite(value):
+    """``value`` with every NaN (a one-seed interval) replaced by None, so the JSON is standard."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, Mapping):
+        return {key: finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(item) for item in value]
+    return value
