@@ -11,10 +11,11 @@ import math
 
 import pandas as pd
 
-COLUMNS = ("model", "objective", "in_batch", "tau", "fraction")
+COLUMNS = ("model", "objective", "in_batch", "tau", "fraction", "batching")
 OBJECTIVES = ("static", "adaptive", "distributed", "margin_mse", "infonce")
 IN_BATCH = ("false", "true", "textbook")
 MARGIN_OBJECTIVES = ("static", "adaptive", "distributed")
+BATCHINGS = ("random", "clustered")
 
 
 def _as_list(value) -> list:
@@ -49,6 +50,9 @@ def _row(group: str, grid_values: dict, default_models: list[str]) -> dict:
     fraction = grid_values.get("fraction", 1.0)
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
         raise ValueError(f"experiments.{group}: fraction must be in (0, 1], got {fraction!r}")
+    batching = grid_values.get("batching", "random")
+    if batching not in BATCHINGS:
+        raise ValueError(f"experiments.{group}: batching must be one of {BATCHINGS}, got {batching!r}")
     model = grid_values.get("model", default_models[0] if len(default_models) == 1 else None)
     return {
         "model": model,
@@ -56,6 +60,7 @@ def _row(group: str, grid_values: dict, default_models: list[str]) -> dict:
         "in_batch": in_batch,
         "tau": tau_name,
         "fraction": f"{float(fraction):g}",
+        "batching": batching,
     }
 
 
@@ -91,6 +96,7 @@ def run_description(row: dict) -> dict:
         "in_batch": row["in_batch"],
         "tau": None if row["tau"] in ("none", None) else float(row["tau"]),
         "fraction": float(row["fraction"]),
+        "batching": row.get("batching", "random"),
     }
 
 

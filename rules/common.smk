@@ -207,6 +207,25 @@ def teacher_scores_input(wildcards):
     )
 
 
+def clusters_input(wildcards):
+    """The cluster of every training triple, for a run with clustered batching."""
+    if wildcards.batching != "clustered":
+        return []
+    return [f"results/train_data/clusters/{wildcards.model}/fraction~{wildcards.fraction}.tsv"]
+
+
+def zeroshot_embeddings_of_training_data(wildcards):
+    """The zero-shot student's encodings of the training queries and of the corpus (where the positives are)."""
+    system = f"zeroshot/{wildcards.model}"
+    corpus = CORPUS_OF[TRAIN_COLLECTION]
+    return {
+        "queries": f"results/embeddings/{system}/{TRAIN_COLLECTION}/queries.npz",
+        "docs": gather.shard(
+            f"results/embeddings/{system}/corpus/{corpus}/docs-{{scatteritem}}.npz"
+        ),
+    }
+
+
 def systems_with_collection():
     """Experiment columns of every evaluated system, aligned with ``eval_files``."""
     return [

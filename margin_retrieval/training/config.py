@@ -30,11 +30,13 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     validation_batch_size: int = 64
+    batching: str = "random"  # random | clustered (see margin_retrieval.training.batching)
 
     @classmethod
     def from_config(cls, training: dict, run: dict) -> "TrainConfig":
         """Merge the config's ``training`` section with one row of the experiment grid."""
         known = set(cls.__dataclass_fields__)
         merged = {key: value for key, value in training.items() if key in known}
-        merged.update(objective=run["objective"], in_batch=run["in_batch"], tau=run["tau"])
+        merged.update(objective=run["objective"], in_batch=run["in_batch"], tau=run["tau"],
+                      batching=run.get("batching", "random"))
         return cls(**merged)
