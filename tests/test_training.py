@@ -24,7 +24,7 @@ from tests.tiny_bert import make_tiny_bert
 REPO = Path(__file__).resolve().parents[1]
 
 
-def tiny_data(teacher: bool = False) -> TrainingData:
+def tiny_data(teacher: bool = False, clustered: bool = False) -> TrainingData:
     words = ["cell", "protein", "gene", "virus", "heart", "blood", "brain", "sleep", "diet", "skin"]
     doc_text = {f"d{i}": f"{words[i]} {words[(i + 1) % 10]} {words[i]}" for i in range(10)}
     query_text = {f"q{i}": words[i] for i in range(10)}
@@ -34,6 +34,7 @@ def tiny_data(teacher: bool = False) -> TrainingData:
         triples=triples, query_text=query_text, doc_text=doc_text, teacher_scores=scores,
         validation_candidates={"q8": ["d8", "d9", "d0"], "q9": ["d9", "d1", "d2"]},
         validation_qrels={"q8": {"d8": 1}, "q9": {"d9": 2}},
+        clusters=[0, 0, 1, 1, 0, 0, 1, 1] if clustered else None,  # two clusters of 4 triples: full and packed batches
     )
 
 
@@ -118,6 +119,22 @@ def test_gpu_resource_without_cuda_fails_at_once():
     assert resolve_device("auto", gpu_requested=False).type == "cpu"
 
 
+def test_clustered_batching_without_clusters_is_an_error(base_model, tmp_path):
+    with pytest.raises(ValueError, match="cluster id per training triple"):
+        Trainer(base_model, tiny_data(), config(batching="clustered"), tmp_path / "work")
+
+
+def test_clustered_run_trains_on_single_cluster_batches(base_model, tmp_path):
+    data = tiny_data(clustered=True)
+    trainer = Trainer(base_model, data, config(batching="clustered"), tmp_path / "work")
+    batches = [trainer.batches(step) for step in range(trainer.steps)]
+    full = [batch for batch in batches if len(batch) == 3]
+    assert all(len({data.clusters[i] for i in batch}) == 1 for batch in full)
+    trainer.fit()
+    steps = [e["step"] for e in read_log(trainer.log_path) if e["event"] == "train"]
+    assert steps == list(range(1, trainer.steps + 1))
+
+
 def test_margin_mse_without_teacher_scores_is_an_error(base_model, tmp_path):
     with pytest.raises(ValueError, match="teacher scores"):
         Trainer(base_model, tiny_data(), config(objective="margin_mse"), tmp_path / "work")
@@ -134,16 +151,22 @@ RESUME_SCRIPT = textwrap.dedent("""
         original(self)
         time.sleep(0.3)  # leaves time to kill the job between checkpoints
     training.Trainer._train_step = slow_step
-    trainer = Trainer(Path(sys.argv[1]), tiny_data(), config(max_epochs=4), Path(sys.argv[2]))
+    batching = sys.argv[3]
+    trainer = Trainer(Path(sys.argv[1]), tiny_data(clustered=batching == "clustered"),
+                      config(max_epochs=4, batching=batching), Path(sys.argv[2]))
     trainer.fit()
 """)
 
 
-def test_killed_job_resumes_from_its_checkpoint_and_matches_an_uninterrupted_run(base_model, tmp_path):
-    reference = Trainer(base_model, tiny_data(), config(max_epochs=4), tmp_path / "reference")
+@pytest.mark.parametrize("batching", ["random", "clustered"])
+def test_killed_job_resumes_from_its_checkpoint_and_matches_an_uninterrupted_run(base_model, tmp_path, batching):
+    clustered = batching == "clustered"
+    reference = Trainer(base_model, tiny_data(clustered=clustered), config(max_epochs=4, batching=batching),
+                        tmp_path / "reference")
     reference.fit()
     work = tmp_path / "work"
-    process = subprocess.Popen([sys.executable, "-c", RESUME_SCRIPT, str(base_model), str(work)], cwd=REPO)
+    process = subprocess.Popen([sys.executable, "-c", RESUME_SCRIPT, str(base_model), str(work), batching],
+                               cwd=REPO)
     deadline = time.time() + 120
     while time.time() < deadline and process.poll() is None:
         log = work / "train_log.jsonl"
@@ -153,12 +176,14 @@ def test_killed_job_resumes_from_its_checkpoint_and_matches_an_uninterrupted_run
         time.sleep(0.05)
     process.wait()
     assert process.returncode != 0, "the job finished before it could be interrupted"
-    resumed = Trainer(base_model, tiny_data(), config(max_epochs=4), work)
+    resumed = Trainer(base_model, tiny_data(clustered=clustered), config(max_epochs=4, batching=batching), work)
+    batches = [resumed.batches(step) for step in range(resumed.steps)]
     resumed.fit()
     events = read_log(resumed.log_path)
     resume_event = next(e for e in events if e["event"] == "resumed")
     assert resume_event["from_step"] >= 3
     steps = [e["step"] for e in events if e["event"] == "train"]
     assert steps == sorted(set(steps)) == list(range(1, total_steps(8, resumed.config) + 1))
+    assert batches == [reference.batches(step) for step in range(reference.steps)]
     for name, value in reference.encoder.model.state_dict().items():
         torch.testing.assert_close(resumed.encoder.model.state_dict()[name], value)
