@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from margin_retrieval.experiments import expand_experiments
+from margin_retrieval.experiments import COLUMNS, expand_experiments
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
@@ -197,7 +197,7 @@ def test_slurm_profile_requests_gpus_only_for_gpu_rules(tmp_path):
     runs = expand_experiments(config["experiments"], config["student"])
     row = runs[(runs.model == "distilbert") & (runs.objective == "adaptive") & (runs.fraction == "1")
                & (runs.in_batch == "false")].iloc[0]
-    run = "/".join(f"{column}~{row[column]}" for column in ("model", "objective", "in_batch", "tau", "fraction"))
+    run = "/".join(f"{column}~{row[column]}" for column in COLUMNS)
     _touch_train_inputs(tmp_path, "distilbert")
     _fake_slurm(tmp_path / "bin")
     log = tmp_path / "slurm_calls.txt"

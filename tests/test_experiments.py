@@ -23,6 +23,14 @@ def test_static_tau_int_and_float_are_the_same_run():
     assert run_description(table.iloc[0].to_dict())["tau"] == 1.0
 
 
+def test_batching_defaults_to_random_and_is_a_column_of_its_own():
+    table = expand_experiments({"a": [{"objective": "infonce"}], "b": [{"objective": "infonce",
+                                                                         "batching": ["random", "clustered"]}]}, ["m"])
+    assert table.batching.tolist() == ["clustered", "random"]
+    assert table[table.batching == "random"].group.tolist() == ["a,b"]
+    assert run_description(table.iloc[0].to_dict())["batching"] == "clustered"
+
+
 @pytest.mark.parametrize(
     "grid, message",
     [
@@ -34,6 +42,7 @@ def test_static_tau_int_and_float_are_the_same_run():
         ({"objective": "adaptive", "fraction": 0}, "fraction must be in"),
         ({"objective": "adaptive", "colour": 1}, "unknown column"),
         ({"objective": "adaptive", "model": "other"}, "not a configured student"),
+        ({"objective": "adaptive", "batching": "sorted"}, "batching must be one of"),
     ],
 )
 def test_bad_grids_name_the_group_and_the_problem(grid, message):

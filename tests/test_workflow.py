@@ -17,11 +17,13 @@ from tests.tiny_collection import write_collection
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
-# Every objective once (static with an int tau and the original in-batch form), adaptive at two nested fractions.
+# Every objective once (static with an int tau and the original in-batch form), adaptive at two nested fractions,
+# InfoNCE also with clustered batches.
 OBJECTIVE_GRID = {
     "static_sweep": [{"objective": "static", "tau": 1, "in_batch": True}],
     "loss_comparison": [{"objective": ["distributed", "margin_mse", "infonce"]}],
     "data_efficiency": [{"objective": "adaptive", "fraction": [0.5, 1.0]}],
+    "batch_sampling": [{"objective": "infonce", "batching": "clustered"}],
 }
 PARALLEL_RULES = ("prepare_model", "score_teacher", "train", "encode_docs", "encode_queries", "search")
 TRAINED = {"static/true", "adaptive/false", "distributed/false", "margin_mse/false", "infonce/false"}
@@ -135,6 +137,21 @@ def test_training_logs_have_validation_and_targets(smoke_run):
         assert any(e["event"] == "validation" for e in events)
         if "objective~adaptive" in str(log):
             assert all(e["target_mean"] is not None for e in events if e["event"] == "train")
+
+
+def test_clustered_run_trains_on_the_shared_clustering(smoke_run):
+    root, _ = smoke_run
+    clusters = root / "results/train_data/clusters/tiny/fraction~1"
+    stats = json.loads(clusters.with_suffix(".json").read_text())
+    with open(clusters.with_suffix(".tsv")) as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t"))
+    with open(root / "results/train_data/triples.tsv") as handle:
+        n_train_triples = sum(1 for _ in csv.DictReader(handle, delimiter="\t"))
+    assert len(rows) == stats["n_examples"] == n_train_triples
+    # about n / batch_size clusters (k-means may leave a cluster empty on the tiny random BERT's embeddings)
+    assert 1 < stats["n_clusters"] == len({row["cluster"] for row in rows}) <= n_train_triples // 4
+    runs = sorted((root / "results/train").glob("**/batching~clustered/model"))
+    assert len(runs) == 1 and "objective~infonce" in str(runs[0])
 
 
 def test_rerun_is_up_to_date(smoke_run):

@@ -35,7 +35,7 @@ def fraction_triples(triples_path: Path, splits_path: Path, fraction: float) -> 
 
 
 def read_clusters(path: Path, triples: list[tuple[str, str, str]]) -> list[int]:
-    """The cluster id of every triple, aligned with ``triples``, from a clustering TSV (qid, pos_id, neg_id, cluster)."""
+    """The cluster id of each triple, aligned with ``triples``, from a clustering TSV (qid, pos_id, neg_id, cluster)."""
     by_triple = {(r["qid"], r["pos_id"], r["neg_id"]): int(r["cluster"]) for r in read_tsv(path)}
     missing = [t for t in triples if t not in by_triple]
     if missing:
