@@ -15,6 +15,14 @@ average cluster fills a batch). The clusters are then renumbered along a nearest
 cluster, always step to the most similar unvisited centroid), because clustered batching packs the leftovers of the
 clusters in id order: neighbouring ids are neighbouring topics, so even a packed batch stays as topical as possible.
 
+Caveat: triples that share query and positive share their point. With ``per_positive: 1`` (SciFact) that never
+happens; with the MS MARCO docpairs (up to 128 triples per query and positive) a cluster, and so a batch, would hold
+one query, and InfoNCE would then take the query's own positive, repeated, as in-batch negatives.
+
+The clustering covers the triples of one data fraction (one file per model and fraction), not all triples filtered
+afterwards: the number of clusters follows the fraction's size, so a small fraction still fills its batches from
+single clusters instead of from the few members each full-data cluster would keep.
+
 The embeddings are the workflow's zero-shot encodings (``results/embeddings/zeroshot/{model}/...``), the same files
 that zero-shot retrieval and dense negative mining read, so the clustering encodes nothing itself.
 """
