@@ -276,6 +276,28 @@ def systems_manifest():
     return records
 
 
+def clusters_input(wildcards):
+    """The cluster of every training triple, for a run with clustered batching."""
+    if wildcards.batching != "clustered":
+        return []
+    source = negatives_set(wildcards.negatives, wildcards.model)
+    return [
+        f"results/train_data/{source}/clusters/{wildcards.model}/fraction~{wildcards.fraction}.tsv"
+    ]
+
+
+def zeroshot_embeddings_of_training_data(wildcards):
+    """The zero-shot student's encodings of the training queries and of the corpus (where the positives are)."""
+    system = f"zeroshot/{wildcards.model}"
+    corpus = CORPUS_OF[TRAIN_COLLECTION]
+    return {
+        "queries": f"results/embeddings/{system}/{TRAIN_COLLECTION}/queries.npz",
+        "docs": gather.shard(
+            f"results/embeddings/{system}/corpus/{corpus}/docs-{{scatteritem}}.npz"
+        ),
+    }
+
+
 def teacher_benchmark():
     """Teacher scoring is part of Margin-MSE's cost in the speed-up comparison: one job per negative set."""
     margin_mse = RUNS[RUNS["objective"] == "margin_mse"]

@@ -1,3 +1,28 @@
+rule cluster_training_data:
+    # Shared by every clustered run of a triples set, model and data fraction; no other grid column changes them.
+    input:
+        unpack(zeroshot_embeddings_of_training_data),
+        triples="results/train_data/{source}/triples.tsv",
+        splits="results/train_data/splits.json",
+    output:
+        clusters="results/train_data/{source}/clusters/{model}/fraction~{fraction}.tsv",
+        stats="results/train_data/{source}/clusters/{model}/fraction~{fraction}.json",
+    log:
+        "results/logs/cluster_training_data/{source}/{model}/fraction~{fraction}.log",
+    benchmark:
+        "results/benchmarks/cluster_training_data/{source}/{model}/fraction~{fraction}.tsv"
+    wildcard_constraints:
+        fraction=r"[0-9.e-]+",
+    conda:
+        "../envs/retrieval.yaml"
+    threads: workflow.cores
+    params:
+        batch_size=config["training"]["batch_size"],
+        seed=config["train_data"]["seed"],
+    script:
+        "../workflow_scripts/cluster_training_data.py"
+
+
 rule train:
     input:
         base_model="results/models/{model}",
@@ -6,6 +31,7 @@ rule train:
         candidates="results/train_data/validation_candidates.tsv",
         manifest=f"results/data/{TRAIN_COLLECTION}/manifest.json",
         teacher_scores=teacher_scores_input,
+        clusters=clusters_input,
     output:
         model=directory(f"results/train/{TRAIN_SPACE.wildcard_pattern}/model"),
         log=f"results/train/{TRAIN_SPACE.wildcard_pattern}/train_log.jsonl",

@@ -30,7 +30,7 @@ from tests.tiny_bert import make_tiny_bert
 REPO = Path(__file__).resolve().parents[1]
 
 
-def tiny_data(teacher: bool = False) -> TrainingData:
+def tiny_data(teacher: bool = False, clustered: bool = False) -> TrainingData:
     words = ["cell", "protein", "gene", "virus", "heart", "blood", "brain", "sleep", "diet", "skin"]
     doc_text = {f"d{i}": f"{words[i]} {words[(i + 1) % 10]} {words[i]}" for i in range(10)}
     query_text = {f"q{i}": words[i] for i in range(10)}
@@ -40,6 +40,7 @@ def tiny_data(teacher: bool = False) -> TrainingData:
         triples=triples, query_text=query_text, doc_text=doc_text, teacher_scores=scores,
         validation_candidates={"q8": ["d8", "d9", "d0"], "q9": ["d9", "d1", "d2"]},
         validation_qrels={"q8": {"d8": 1}, "q9": {"d9": 2}},
+        clusters=[0, 0, 1, 1, 0, 0, 1, 1] if clustered else None,  # two clusters of 4 triples: full and packed batches
     )
 
 
@@ -142,6 +143,22 @@ def test_gpu_resource_without_cuda_fails_at_once():
     assert resolve_device("auto", gpu_requested=False).type == "cpu"
 
 
+def test_clustered_batching_without_clusters_is_an_error(base_model, tmp_path):
+    with pytest.raises(ValueError, match="cluster id per training triple"):
+        Trainer(base_model, tiny_data(), config(batching="clustered"), tmp_path / "work")
+
+
+def test_clustered_run_trains_on_single_cluster_batches(base_model, tmp_path):
+    data = tiny_data(clustered=True)
+    trainer = Trainer(base_model, data, config(batching="clustered"), tmp_path / "work")
+    batches = [trainer.batches(step) for step in range(trainer.steps)]
+    full = [batch for batch in batches if len(batch) == 3]
+    assert all(len({data.clusters[i] for i in batch}) == 1 for batch in full)
+    trainer.fit()
+    steps = [e["step"] for e in read_log(trainer.log_path) if e["event"] == "train"]
+    assert steps == list(range(1, trainer.steps + 1))
+
+
 def test_margin_mse_without_teacher_scores_is_an_error(base_model, tmp_path):
     with pytest.raises(ValueError, match="teacher scores"):
         Trainer(base_model, tiny_data(), config(objective="margin_mse"), tmp_path / "work")
@@ -161,7 +178,9 @@ RESUME_SCRIPT = textwrap.dedent("""
     training.Trainer._train_step = slow_step
     import torch
     torch.set_num_threads(1)  # as the test process (one_thread): float sums depend on the thread count
-    trainer = Trainer(Path(sys.argv[1]), tiny_data(), config(**RESUME_CONFIG), Path(sys.argv[2]))
+    batching = sys.argv[3]
+    trainer = Trainer(Path(sys.argv[1]), tiny_data(clustered=batching == "clustered"),
+                      config(batching=batching, **RESUME_CONFIG), Path(sys.argv[2]))
     trainer.fit()
 """)
 
@@ -205,14 +224,18 @@ def test_same_seed_gives_identical_results_and_another_seed_does_not(base_model,
     assert results[2]["losses"] != results[0]["losses"]  # the seed matters (dropout, data order): not vacuous
 
 
+@pytest.mark.parametrize("batching", ["random", "clustered"])
 def test_killed_job_resumes_from_its_checkpoint_and_matches_an_uninterrupted_run(base_model, tmp_path,
-                                                                                  one_thread):
-    reference_trainer = Trainer(base_model, tiny_data(), config(**RESUME_CONFIG), tmp_path / "reference")
+                                                                                  one_thread, batching):
+    data = lambda: tiny_data(clustered=batching == "clustered")  # noqa: E731
+    reference_trainer = Trainer(base_model, data(), config(batching=batching, **RESUME_CONFIG),
+                                tmp_path / "reference")
     reference = outcome(reference_trainer, reference_trainer.fit(), tmp_path / "reference_out")
     steps = total_steps(8, reference_trainer.config)
     kill_at = random.randint(2, steps - 2)  # a random step, reported on failure
     work = tmp_path / "work"
-    process = subprocess.Popen([sys.executable, "-c", RESUME_SCRIPT, str(base_model), str(work)], cwd=REPO)
+    process = subprocess.Popen([sys.executable, "-c", RESUME_SCRIPT, str(base_model), str(work), batching],
+                               cwd=REPO)
     deadline, seen = time.time() + 600, 0  # generous: a loaded CI machine starts the job slowly
     while time.time() < deadline and process.poll() is None and seen < kill_at:
         log = work / "train_log.jsonl"
@@ -224,7 +247,10 @@ def test_killed_job_resumes_from_its_checkpoint_and_matches_an_uninterrupted_run
     process.kill()  # SIGKILL, as kill -9
     process.wait()
     assert process.returncode == -9, f"the job was not killed at step {kill_at} (exit {process.returncode})"
-    resumed_trainer = Trainer(base_model, tiny_data(), config(**RESUME_CONFIG), work)
+    resumed_trainer = Trainer(base_model, data(), config(batching=batching, **RESUME_CONFIG), work)
+    # the batches are a pure function of seed, epoch and step: the resumed job plans the same ones
+    assert ([resumed_trainer.batches(step) for step in range(steps)]
+            == [reference_trainer.batches(step) for step in range(steps)])
     resumed = outcome(resumed_trainer, resumed_trainer.fit(), tmp_path / "resumed_out")
     events = read_log(tmp_path / "resumed_out" / "train_log.jsonl")
     resume_event = next(e for e in events if e["event"] == "resumed")

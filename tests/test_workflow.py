@@ -19,13 +19,15 @@ from tests.tiny_collection import write_collection
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
-# Every objective once (static with an int tau and the original in-batch form), adaptive at two nested fractions.
+# Every objective once (static with an int tau and the original in-batch form), adaptive at two nested fractions,
+# InfoNCE also with clustered batches.
 OBJECTIVE_GRID = {
     "static_sweep": [{"objective": "static", "tau": 1, "in_batch": True}],
     "loss_comparison": [{"objective": ["distributed", "margin_mse", "infonce"]}],
     "data_efficiency": [{"objective": "adaptive", "fraction": [0.5, 1.0]}],
     # the grid's negatives and seed columns: the student's own negatives, a second seed
     "negative_sources": [{"objective": "adaptive", "negatives": "student", "seed": 1}],
+    "batch_sampling": [{"objective": "infonce", "batching": "clustered"}],
 }
 PARALLEL_RULES = ("prepare_model", "score_teacher", "train", "encode_docs", "encode_queries", "search")
 TRAINED = {"static/true", "adaptive/false", "distributed/false", "margin_mse/false", "infonce/false"}
@@ -151,6 +153,21 @@ def test_student_negatives_have_their_own_triples_and_run(smoke_run):
     run = "model~tiny/objective~adaptive/in_batch~false/tau~none/fraction~1/negatives~student/batching~random/seed~1"
     events = [json.loads(line) for line in (root / "results/train" / run / "train_log.jsonl").read_text().splitlines()]
     assert events[0]["event"] == "start" and events[-1]["event"] == "end"
+
+
+def test_clustered_run_trains_on_the_shared_clustering(smoke_run):
+    root, _ = smoke_run
+    clusters = root / "results/train_data/bm25/clusters/tiny/fraction~1"
+    stats = json.loads(clusters.with_suffix(".json").read_text())
+    with open(clusters.with_suffix(".tsv")) as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t"))
+    with open(root / "results/train_data/bm25/triples.tsv") as handle:
+        n_train_triples = sum(1 for _ in csv.DictReader(handle, delimiter="\t"))
+    assert len(rows) == stats["n_examples"] == n_train_triples
+    # about n / batch_size clusters (k-means may leave a cluster empty on the tiny random BERT's embeddings)
+    assert 1 < stats["n_clusters"] == len({row["cluster"] for row in rows}) <= n_train_triples // 4
+    runs = sorted(p for p in (root / "results/train").glob("**/model") if "batching~clustered" in str(p))
+    assert len(runs) == 1 and "objective~infonce" in str(runs[0])
 
 
 def test_rerun_is_up_to_date(smoke_run):

@@ -25,6 +25,7 @@ data = load_training_data(
     query_text=collections.queries(dataset), qrels=collections.qrels(dataset),
     doc_lookup=lambda ids: collections.doc_lookup(dataset, ids),
     teacher_path=Path(snakemake.input.teacher_scores[0]) if snakemake.input.teacher_scores else None,
+    clusters_path=Path(snakemake.input.clusters[0]) if snakemake.input.clusters else None,
 )
 trainer = Trainer(Path(snakemake.input.base_model), data, TrainConfig.from_config(snakemake.params.training, run),
                   Path(snakemake.params.work_dir), gpu_requested=gpu_requested)

@@ -1,13 +1,24 @@
 """Which triples a global step trains on: the batch order is a pure function of seed, epoch and step, so a resumed job
-sees the same batches."""
+sees the same batches.
+
+Two batchings (``TrainConfig.batching``):
+
+- ``random``: each epoch is a seeded permutation cut into batches (the paper's shuffled batches);
+- ``clustered``: contextual batches (Morris & Rush 2024, "Contextual Document Embeddings"): every batch is filled from
+  one cluster of similar training examples (``margin_retrieval.training.clustering``), so that the other examples of a
+  batch, and thus the in-batch negatives, are on the same topic.
+"""
 
 from __future__ import annotations
 
 import math
+from typing import Callable, Sequence
 
 import torch
 
 from margin_retrieval.training.config import TrainConfig
+
+BatchPlan = Callable[[int], list[int]]
 
 
 def total_steps(n_triples: int, config: TrainConfig) -> int:
@@ -22,3 +33,61 @@ def batch_indices(n_triples: int, config: TrainConfig, step: int) -> list[int]:
     generator = torch.Generator().manual_seed(config.seed + epoch)
     order = torch.randperm(n_triples, generator=generator)
     return order[position * config.batch_size : (position + 1) * config.batch_size].tolist()
+
+
+def clustered_epoch(clusters: Sequence[int], batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+    """The batches of one epoch, each filled from one cluster as far as the cluster sizes allow.
+
+    Each cluster's members are shuffled (seeded by ``seed + epoch``) and cut into full batches. What is left of each
+    cluster (fewer than ``batch_size`` triples) is concatenated in cluster-id order and cut into batches as well: the
+    clustering numbers clusters along a nearest-centroid chain, so a packed leftover batch spans neighbouring clusters.
+    Every triple appears exactly once, and the epoch has ``ceil(n / B)`` batches like a random epoch: F full cluster
+    batches leave L = n - F * B leftovers, which fill ceil(L / B) batches, and F + ceil(L / B) = ceil(n / B). The
+    batches are shuffled; the one partial batch, if any, comes last, as in a random epoch.
+    """
+    generator = torch.Generator().manual_seed(seed + epoch)
+    members: dict[int, list[int]] = {}
+    for index, cluster in enumerate(clusters):
+        members.setdefault(int(cluster), []).append(index)
+    batches, leftovers = [], []
+    for cluster in sorted(members):
+        indices = members[cluster]
+        shuffled = [indices[i] for i in torch.randperm(len(indices), generator=generator).tolist()]
+        n_full = len(shuffled) // batch_size * batch_size
+        batches += [shuffled[start : start + batch_size] for start in range(0, n_full, batch_size)]
+        leftovers += shuffled[n_full:]
+    batches += [leftovers[start : start + batch_size] for start in range(0, len(leftovers), batch_size)]
+    partial = [batches.pop()] if batches and len(batches[-1]) < batch_size else []
+    order = torch.randperm(len(batches), generator=generator).tolist()
+    return [batches[i] for i in order] + partial
+
+
+class ClusteredBatches:
+    """``step -> triple indices`` for clustered batching; keeps the current epoch's batches (one epoch is rebuilt at a
+    time, not every step, because an MS MARCO epoch has millions of triples)."""
+
+    def __init__(self, clusters: Sequence[int], config: TrainConfig):
+        self.clusters = list(clusters)
+        self.config = config
+        self.per_epoch = math.ceil(len(self.clusters) / config.batch_size)
+        self._epoch: int | None = None
+        self._batches: list[list[int]] = []
+
+    def __call__(self, step: int) -> list[int]:
+        epoch, position = divmod(step, self.per_epoch)
+        if epoch != self._epoch:
+            self._batches = clustered_epoch(self.clusters, self.config.batch_size, self.config.seed, epoch)
+            self._epoch = epoch
+        return list(self._batches[position])
+
+
+def batch_plan(n_triples: int, config: TrainConfig, clusters: Sequence[int] | None = None) -> BatchPlan:
+    """The ``step -> triple indices`` function of ``config.batching``; clustered batching needs a cluster per triple."""
+    if config.batching == "random":
+        return lambda step: batch_indices(n_triples, config, step)
+    if config.batching != "clustered":
+        raise ValueError(f"training batching must be 'random' or 'clustered', got {config.batching!r}")
+    if clusters is None or len(clusters) != n_triples:
+        got = "none" if clusters is None else len(clusters)
+        raise ValueError(f"clustered batching needs one cluster id per training triple ({n_triples}), got {got}")
+    return ClusteredBatches(clusters, config)

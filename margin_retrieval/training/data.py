@@ -1,5 +1,5 @@
 """The training data of one run, resolved to text: triples of the run's fraction, validation candidates and qrels,
-teacher scores."""
+teacher scores, cluster ids."""
 
 from __future__ import annotations
 
@@ -20,21 +20,36 @@ class TrainingData:
     teacher_scores: dict[tuple[str, str, str], tuple[float, float]] | None = None
     validation_candidates: dict[str, list[str]] = field(default_factory=dict)
     validation_qrels: dict[str, dict[str, int]] = field(default_factory=dict)
+    clusters: list[int] | None = None  # a cluster id per triple, for clustered batching
 
 
-def load_training_data(triples_path: Path, splits_path: Path, candidates_path: Path, fraction: float,
-                       query_text: dict[str, str], qrels: dict[str, dict[str, int]], doc_lookup,
-                       teacher_path: Path | None = None) -> TrainingData:
-    """Read the training-data files of one run; ``doc_lookup(ids) -> {id: text}`` resolves only what is used.
-
-    The fraction selects a prefix of the seeded query order, so smaller fractions are subsets of larger ones.
-    """
-    splits = read_json(splits_path)
-    order = splits["train_order"]
+def fraction_triples(triples_path: Path, splits_path: Path, fraction: float) -> list[tuple[str, str, str]]:
+    """The triples of a data fraction, in file order: the fraction selects a prefix of the seeded query order, so
+    smaller fractions are subsets of larger ones."""
+    order = read_json(splits_path)["train_order"]
     kept = set(order[: fraction_size(len(order), fraction)])
     triples = [(r["qid"], r["pos_id"], r["neg_id"]) for r in read_tsv(triples_path) if r["qid"] in kept]
     if not triples:
         raise ValueError(f"no training triple of {triples_path} belongs to fraction {fraction}")
+    return triples
+
+
+def read_clusters(path: Path, triples: list[tuple[str, str, str]]) -> list[int]:
+    """The cluster id of each triple, aligned with ``triples``, from a clustering TSV (qid, pos_id, neg_id, cluster)."""
+    by_triple = {(r["qid"], r["pos_id"], r["neg_id"]): int(r["cluster"]) for r in read_tsv(path)}
+    missing = [t for t in triples if t not in by_triple]
+    if missing:
+        raise ValueError(f"{path}: {len(missing)} training triple(s) have no cluster, e.g. {missing[0]}; "
+                         "the clustering was made for other triples or another data fraction")
+    return [by_triple[t] for t in triples]
+
+
+def load_training_data(triples_path: Path, splits_path: Path, candidates_path: Path, fraction: float,
+                       query_text: dict[str, str], qrels: dict[str, dict[str, int]], doc_lookup,
+                       teacher_path: Path | None = None, clusters_path: Path | None = None) -> TrainingData:
+    """Read the training-data files of one run; ``doc_lookup(ids) -> {id: text}`` resolves only what is used."""
+    splits = read_json(splits_path)
+    triples = fraction_triples(triples_path, splits_path, fraction)
     candidates: dict[str, list[str]] = {}
     for row in read_tsv(candidates_path):
         candidates.setdefault(row["qid"], []).append(row["doc_id"])
@@ -54,4 +69,5 @@ def load_training_data(triples_path: Path, splits_path: Path, candidates_path: P
         teacher_scores=teacher,
         validation_candidates=candidates,
         validation_qrels={q: qrels.get(q, {}) for q in candidates},
+        clusters=None if clusters_path is None else read_clusters(clusters_path, triples),
     )

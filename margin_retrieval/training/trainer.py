@@ -25,7 +25,7 @@ import torch
 from margin_retrieval.io import atomic_path
 from margin_retrieval.models.device import autocast_context, resolve_device
 from margin_retrieval.models.encoders import Encoder
-from margin_retrieval.training.batching import batch_indices, total_steps
+from margin_retrieval.training.batching import batch_plan, total_steps
 from margin_retrieval.training.config import TrainConfig
 from margin_retrieval.training.data import TrainingData
 from margin_retrieval.training.losses import build_loss
@@ -63,6 +63,7 @@ class Trainer:
         self.optimizer, self.scheduler = build_optimizer(self.encoder.model, config, self.device)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.device.type == "cuda" and self._fp16())
         self.steps = total_steps(len(data.triples), config)
+        self.batches = batch_plan(len(data.triples), config, data.clusters)
         self.state = {"step": 0, "seconds": 0.0, "best_value": -math.inf, "best_step": None, "bad_validations": 0,
                       "log_lines": 0}
 
@@ -151,7 +152,7 @@ class Trainer:
 
     def _train_step(self) -> None:
         config = self.config
-        batch = [self.data.triples[i] for i in batch_indices(len(self.data.triples), config, self.state["step"])]
+        batch = [self.data.triples[i] for i in self.batches(self.state["step"])]
         queries = [self.data.query_text[q] for q, _, _ in batch]
         positives = [self.data.doc_text[p] for _, p, _ in batch]
         negatives = [self.data.doc_text[n] for _, _, n in batch]
