@@ -11,7 +11,7 @@ from margin_retrieval import checks
 checks.check_schema(config, Path(workflow.basedir) / "schemas/config.schema.yaml")
 validate(config, schema="../schemas/config.schema.yaml")
 
-from margin_retrieval.config import Batching, FirstStage, Negatives, Settings
+from margin_retrieval.config import FirstStage, Negatives, Settings
 from margin_retrieval.experiments import (
     GridDefaults,
     expand_experiments,
@@ -100,11 +100,6 @@ def check_config():
     for reserved in (TRAIN_COLLECTION, VALIDATION_COLLECTION):
         if reserved in config["collections"]:
             raise ValueError(f"config: collection name {reserved!r} is reserved")
-    if (RUNS["batching"] == Batching.CLUSTERED).any():
-        # Until the clustered batches exist (issue 14), a clustered run would silently train on random batches.
-        raise ValueError(
-            "config: experiments: batching 'clustered' is not implemented yet; use 'random'"
-        )
     for name in config["collections"]:
         if not name.replace("-", "").replace("_", "").isalnum():
             raise ValueError(

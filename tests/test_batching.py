@@ -3,6 +3,7 @@ a pure function of seed and epoch; the clustering of training examples behind th
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -14,6 +15,7 @@ from margin_retrieval.training.clustering import (cluster_examples, cluster_stat
                                                   lookup_embeddings, n_clusters_for)
 from margin_retrieval.training.config import TrainConfig
 from margin_retrieval.training.data import read_clusters
+from tests.configs import settings
 
 DIM = 16
 
@@ -36,7 +38,10 @@ def two_topic_examples(per_topic: int = 16, seed: int = 0):
 
 
 def config(**overrides) -> TrainConfig:
-    return TrainConfig(**{"objective": "infonce", "batch_size": 4, "max_epochs": 3, "seed": 7, **overrides})
+    """The schema's training defaults for an InfoNCE run; ``overrides`` replace any field."""
+    base = TrainConfig.from_config(settings().training, {"objective": "infonce", "in_batch": False, "tau": None,
+                                                         "batching": "random", "seed": 7})
+    return dataclasses.replace(base, **{"batch_size": 4, "max_epochs": 3, **overrides})
 
 
 def test_clustered_batches_hold_one_topic_each_and_random_batches_mix_them():
@@ -97,8 +102,8 @@ def test_clustered_batching_needs_a_cluster_per_triple():
         batch_plan(8, config(batching="clustered"))
     with pytest.raises(ValueError, match="one cluster id per training triple"):
         batch_plan(8, config(batching="clustered"), [0] * 7)
-    with pytest.raises(ValueError, match="'random' or 'clustered'"):
-        batch_plan(8, config(batching="sorted"))
+    with pytest.raises(ValueError, match="'sorted' is not a valid Batching"):  # the typed config rejects it
+        config(batching="sorted")
 
 
 def test_cluster_file_must_cover_the_runs_triples(tmp_path):

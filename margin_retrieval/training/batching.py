@@ -16,6 +16,7 @@ from typing import Callable, Sequence
 
 import torch
 
+from margin_retrieval.config import Batching
 from margin_retrieval.training.config import TrainConfig
 
 BatchPlan = Callable[[int], list[int]]
@@ -83,10 +84,8 @@ class ClusteredBatches:
 
 def batch_plan(n_triples: int, config: TrainConfig, clusters: Sequence[int] | None = None) -> BatchPlan:
     """The ``step -> triple indices`` function of ``config.batching``; clustered batching needs a cluster per triple."""
-    if config.batching == "random":
+    if config.batching == Batching.RANDOM:
         return lambda step: batch_indices(n_triples, config, step)
-    if config.batching != "clustered":
-        raise ValueError(f"training batching must be 'random' or 'clustered', got {config.batching!r}")
     if clusters is None or len(clusters) != n_triples:
         got = "none" if clusters is None else len(clusters)
         raise ValueError(f"clustered batching needs one cluster id per training triple ({n_triples}), got {got}")
