@@ -18,7 +18,9 @@ from margin_retrieval.models.encoders import Encoder
 from margin_retrieval.training.batching import batch_indices, total_steps
 from margin_retrieval.training.config import TrainConfig
 from margin_retrieval.training.data import TrainingData
+from margin_retrieval.training.tokens import TokenCache
 from margin_retrieval.training.trainer import Trainer
+from margin_retrieval.training.validation import validate
 from tests.tiny_bert import make_tiny_bert
 
 REPO = Path(__file__).resolve().parents[1]
@@ -162,3 +164,36 @@ def test_killed_job_resumes_from_its_checkpoint_and_matches_an_uninterrupted_run
     assert steps == sorted(set(steps)) == list(range(1, total_steps(8, resumed.config) + 1))
     for name, value in reference.encoder.model.state_dict().items():
         torch.testing.assert_close(resumed.encoder.model.state_dict()[name], value)
+
+
+def test_token_cache_tokenizes_each_text_once_and_matches_the_tokenizer(base_model):
+    encoder = Encoder.load(base_model)
+    data = tiny_data()
+    calls = []
+
+    def counting_tokenize(texts, max_length):
+        calls.append(list(texts))
+        return encoder.tokenize(texts, max_length)
+
+    cache = TokenCache(counting_tokenize, data.doc_text, 4)
+    assert cache.rows(["d1", "d2", "d1"]) == encoder.tokenize([data.doc_text[d] for d in ("d1", "d2", "d1")], 4)
+    assert cache.rows(["d2", "d3"]) == encoder.tokenize([data.doc_text["d2"], data.doc_text["d3"]], 4)
+    assert calls == [[data.doc_text["d1"], data.doc_text["d2"]], [data.doc_text["d3"]]]
+
+
+def test_validation_from_cached_tokens_equals_validation_from_texts(base_model):
+    encoder, data, settings = Encoder.load(base_model), tiny_data(), config()
+    queries = TokenCache(encoder.tokenize, data.query_text, settings.max_query_length)
+    docs = TokenCache(encoder.tokenize, data.doc_text, settings.max_doc_length)
+    cached = [validate(encoder, data, settings, queries, docs) for _ in range(2)]
+    # The reference: encode the texts themselves, as validation did before it cached tokens.
+    import ir_measures
+
+    qids = sorted(data.validation_candidates)
+    doc_ids = sorted({d for docs in data.validation_candidates.values() for d in docs})
+    q = encoder.encode([data.query_text[i] for i in qids], 8, 64, "fp32")
+    d = dict(zip(doc_ids, encoder.encode([data.doc_text[i] for i in doc_ids], 12, 64, "fp32")))
+    run = {qid: {doc: float(d[doc] @ q[i]) for doc in data.validation_candidates[qid]} for i, qid in enumerate(qids)}
+    measure = ir_measures.nDCG @ 10
+    expected = ir_measures.calc_aggregate([measure], data.validation_qrels, run)[measure]
+    assert cached == [expected, expected]
