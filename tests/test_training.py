@@ -197,3 +197,23 @@ def test_validation_from_cached_tokens_equals_validation_from_texts(base_model):
     measure = ir_measures.nDCG @ 10
     expected = ir_measures.calc_aggregate([measure], data.validation_qrels, run)[measure]
     assert cached == [expected, expected]
+
+
+def test_fused_adamw_steps_like_the_default_per_parameter_loop(base_model):
+    from margin_retrieval.training.optim import build_optimizer
+
+    fused_model, loop_model = Encoder.load(base_model).model, Encoder.load(base_model).model
+    fused, _ = build_optimizer(fused_model, config(), torch.device("cpu"))
+    assert fused.defaults["fused"]
+    same_groups, _ = build_optimizer(loop_model, config(), torch.device("cpu"))
+    loop = torch.optim.AdamW([{"params": g["params"], "weight_decay": g["weight_decay"]}
+                              for g in same_groups.param_groups], lr=config().learning_rate, foreach=False)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(3):
+        for a, b in zip(fused_model.parameters(), loop_model.parameters()):
+            a.grad = torch.randn(a.shape, generator=generator)
+            b.grad = a.grad.clone()
+        fused.step()
+        loop.step()
+    for (name, a), b in zip(fused_model.named_parameters(), loop_model.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6, msg=name)
