@@ -31,8 +31,18 @@ _MIN_UNITS = np.iinfo(np.int64).min // 4  # stands in for -inf scores; far below
 
 
 def trec_order(doc_ids: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """Per-row indices that sort [Q, M] results by score descending, then doc id descending (trec_eval's order)."""
-    return np.lexsort((doc_ids, scores), axis=-1)[..., ::-1]
+    """Per-row indices that sort [Q, M] results by score descending, then doc id descending (trec_eval's order).
+
+    A float sort of the scores orders every row without equal scores; only rows with ties pay for the lexsort on
+    the ids (strings sort ~5x slower than floats).
+    """
+    doc_ids, scores = np.asarray(doc_ids), np.asarray(scores)
+    order = np.argsort(-scores, axis=-1, kind="stable")
+    ordered = np.take_along_axis(scores, order, -1)
+    tied = (ordered[..., 1:] == ordered[..., :-1]).any(axis=-1)
+    if tied.any():
+        order[tied] = np.lexsort((doc_ids[tied], scores[tied]), axis=-1)[..., ::-1]
+    return order
 
 
 def strictly_decreasing_units(scores: np.ndarray) -> np.ndarray:
