@@ -108,10 +108,17 @@ def write_run(path: str | os.PathLike, query_ids: np.ndarray, doc_ids: np.ndarra
     with atomic_path(path) as tmp, open(tmp, "w") as handle:
         for qid in all_query_ids:
             row = rows[str(qid)]
-            for rank, (doc, unit) in enumerate(zip(doc_ids[row][valid[row]], units[row][valid[row]]), start=1):
-                handle.write(f"{qid} Q0 {doc} {rank} {format_units(int(unit))} {tag}\n")
-                lines += 1
+            text = _run_lines(qid, doc_ids[row][valid[row]].tolist(), units[row][valid[row]].tolist(), tag)
+            handle.write("".join(text))
+            lines += len(text)
     return lines
+
+
+def _run_lines(qid: str, doc_ids: list[str], units: list[int], tag: str) -> list[str]:
+    """One query's run lines. Python lists, not numpy scalars, in the loop: iterating numpy rows per line measured
+    ~5x slower than the search that produced them."""
+    return [f"{qid} Q0 {doc} {rank} {format_units(unit)} {tag}\n"
+            for rank, (doc, unit) in enumerate(zip(doc_ids, units), start=1)]
 
 
 def read_run(path: str | os.PathLike) -> pd.DataFrame:
