@@ -78,16 +78,28 @@ def _exact_knn(queries: np.ndarray, docs: np.ndarray, k: int, id_ranks: np.ndarr
 
 
 def _block_top_k(scores: np.ndarray, k: int, id_ranks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    labels = np.argpartition(scores, scores.shape[1] - k, axis=1)[:, scores.shape[1] - k :]
+    """The top k of each row under the run order: every document scoring at least the k-th score is a candidate
+    (ties at the cut included), the candidates are ordered by one int64 key per document."""
+    n = scores.shape[1]
+    kth = np.partition(scores, n - k, axis=1)[:, n - k : n - k + 1]
+    rows, candidates = np.nonzero(scores >= kth)
+    counts = np.bincount(rows, minlength=len(scores))
+    starts = np.cumsum(counts) - counts
+    labels = candidates[starts[:, None] + np.arange(k)]  # right for every row with exactly k candidates
+    for row in np.flatnonzero(counts > k):  # documents tied at the k-th score: the run order chooses among them
+        tied = candidates[starts[row] : starts[row] + counts[row]]
+        labels[row] = tied[np.argsort(_run_order_keys(scores[row, tied], id_ranks[tied]))[-k:]]
     top = np.take_along_axis(scores, labels, 1)
-    kth = top.min(axis=1, keepdims=True)
-    # The partition cut a group of documents tied at the k-th score arbitrarily: choose among all of them instead.
-    for row in np.flatnonzero((scores >= kth).sum(axis=1) > k):
-        candidates = np.flatnonzero(scores[row] >= kth[row])
-        labels[row] = candidates[trec_order(id_ranks[candidates], scores[row, candidates])[:k]]
-        top[row] = scores[row, labels[row]]
-    order = trec_order(id_ranks[labels], top)
+    order = np.argsort(_run_order_keys(top, id_ranks[labels]), axis=1)[:, ::-1]
     return np.take_along_axis(top, order, 1), np.take_along_axis(labels, order, 1)
+
+
+def _run_order_keys(scores: np.ndarray, id_ranks: np.ndarray) -> np.ndarray:
+    """int64 keys whose ascending order is (score, doc id) ascending, the reverse of the run order: the float32 bits
+    mapped to an order-preserving unsigned integer in the high half, the doc-id rank in the low half."""
+    bits = (scores + np.float32(0)).view(np.uint32)  # + 0 turns -0.0 into 0.0: equal scores, equal keys
+    ordered = np.where(bits >> 31, ~bits, bits | np.uint32(1 << 31)).astype(np.uint64)
+    return ((ordered << np.uint64(32)) | id_ranks.astype(np.uint64)).view(np.int64) ^ np.int64(-(1 << 63))
 
 
 def _index_knn(queries: np.ndarray, docs: np.ndarray, k: int, index_factory: str,
