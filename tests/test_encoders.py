@@ -94,6 +94,27 @@ def test_embed_keeps_autograd_and_truncates(encoder):
     torch.testing.assert_close(encoder.embed(["cell protein gene study"], 4), encoder.embed(["cell protein"], 4))
 
 
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_collated_token_ids_equal_the_tokenizers_own_padding(encoder, side):
+    encoder.tokenizer.padding_side = side
+    try:
+        expected = encoder.tokenizer(TEXTS, padding=True, truncation=True, max_length=5, return_tensors="pt")
+        batch = encoder.collate(encoder.tokenize(TEXTS, 5))
+    finally:
+        encoder.tokenizer.padding_side = "right"
+    assert set(batch) == set(expected)
+    for key, value in expected.items():
+        assert torch.equal(batch[key], value), key
+
+
+def test_embedding_token_ids_equals_embedding_the_texts(encoder):
+    torch.testing.assert_close(encoder.embed_tokens(encoder.tokenize(TEXTS, 6)), encoder.embed(TEXTS, 6),
+                               rtol=0, atol=0)
+    rows = encoder.tokenize(TEXTS, 32)
+    order = sorted(range(len(TEXTS)), key=lambda i: len(TEXTS[i]), reverse=True)
+    np.testing.assert_array_equal(encoder.encode_tokens(rows, order, 4, "fp32"), encoder.encode(TEXTS, 32, 4, "fp32"))
+
+
 # -- encode -------------------------------------------------------------------------------------------------------
 def test_encode_is_the_normalised_embedding_in_input_order(encoder):
     with torch.no_grad():

@@ -68,6 +68,19 @@ def test_trec_order_sorts_score_then_doc_id_descending():
     assert np.take_along_axis(doc_ids, order, 1).tolist() == [["c", "b", "a"], ["z", "y", "x"]]
 
 
+def test_trec_order_equals_the_lexsort_on_rows_with_and_without_ties():
+    rng = np.random.default_rng(0)
+    doc_ids = np.array([[f"d{i}" for i in rng.permutation(50)] for _ in range(40)])
+    scores = rng.random((40, 50)).astype(np.float32)
+    scores[::3] = np.round(scores[::3], 1)  # every third row full of ties
+    scores[5, :4] = -np.inf
+    expected = np.lexsort((doc_ids, scores), axis=-1)[..., ::-1]
+    order = trec_order(doc_ids, scores)
+    np.testing.assert_array_equal(np.take_along_axis(doc_ids, order, 1), np.take_along_axis(doc_ids, expected, 1))
+    np.testing.assert_array_equal(np.take_along_axis(scores, order, 1), np.take_along_axis(scores, expected, 1))
+    assert trec_order(doc_ids[0], scores[0]).tolist() == expected[0].tolist()
+
+
 def test_queries_are_written_in_the_given_order(tmp_path):
     path = write(tmp_path, ["q2", "q1"], [["a"], ["b"]], [[0.1], [0.2]], all_query_ids=["q1", "q2"])
     assert read_run(path)["query_id"].tolist() == ["q1", "q2"]

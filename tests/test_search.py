@@ -7,7 +7,8 @@ import pytest
 
 from margin_retrieval.retrieval.runs import PAD_ID, read_run
 from margin_retrieval.io import load_embeddings, save_embeddings
-from margin_retrieval.retrieval.search import (TIE_MARGIN, TopK, load_topk, merge_topk, save_topk, search_files, search_shard,
+from margin_retrieval.retrieval import search
+from margin_retrieval.retrieval.search import (TopK, load_topk, merge_topk, save_topk, search_files, search_shard,
                                      write_run_from_topk)
 
 DIM = 16
@@ -63,7 +64,7 @@ def test_float16_input_is_searched_as_float32(collection):
 
 def test_ties_at_the_cut_off_are_broken_by_doc_id_descending_whatever_the_sharding(collection):
     query_ids, queries, doc_ids, docs = collection
-    copies = 2 * TIE_MARGIN + 10  # more tied documents than one fetch past the cut-off
+    copies = 42  # many more tied documents than k, in every shard
     docs, queries = docs.copy(), queries.copy()
     tied = np.random.default_rng(1).choice(len(docs), copies, replace=False)
     # One-hot vectors give exact products, so every copy scores exactly 1.0 for query 0 (the best) wherever BLAS
@@ -75,6 +76,15 @@ def test_ties_at_the_cut_off_are_broken_by_doc_id_descending_whatever_the_shardi
         result = sharded(query_ids, queries, doc_ids, docs, k, n_shards=n_shards)
         assert list(result.doc_ids[0]) == expected
         assert len(set(result.scores[0])) == 1
+
+
+def test_exact_search_in_query_blocks_equals_one_block(collection, monkeypatch):
+    query_ids, queries, doc_ids, docs = collection
+    whole = search_shard(query_ids, queries, doc_ids, docs, 30)
+    monkeypatch.setattr(search, "SCORE_BLOCK_FLOATS", 3 * len(docs))  # 3 queries a block, the last one short
+    blocked = search_shard(query_ids, queries, doc_ids, docs, 30)
+    np.testing.assert_array_equal(blocked.doc_ids, whole.doc_ids)
+    np.testing.assert_array_equal(blocked.scores, whole.scores)
 
 
 def test_ivf_index_with_all_lists_probed_is_exact(collection):

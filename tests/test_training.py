@@ -22,6 +22,7 @@ from margin_retrieval.models.encoders import Encoder
 from margin_retrieval.training.batching import batch_indices, total_steps
 from margin_retrieval.training.config import TrainConfig
 from margin_retrieval.training.data import TrainingData
+from margin_retrieval.training.tokens import TokenCache
 from margin_retrieval.training.trainer import Trainer
 from margin_retrieval.training.validation import validate
 from tests.configs import settings
@@ -300,14 +301,14 @@ def test_the_trained_similarity_is_recorded_and_used_for_scoring(base_model, tmp
     trainer = Trainer(base_model, tiny_data(teacher=True),
                       config(objective=objective, margin_mse_similarity=similarity, max_epochs=1), tmp_path / "work")
     norms = []
-    encode = trainer.encoder.encode
+    encode_tokens = trainer.encoder.encode_tokens
 
     def spy(*args, **kwargs):
-        rows = encode(*args, **kwargs)
+        rows = encode_tokens(*args, **kwargs)
         norms.extend(np.linalg.norm(rows, axis=1))
         return rows
 
-    trainer.encoder.encode = spy  # what validation scores with
+    trainer.encoder.encode_tokens = spy  # what validation scores with (from the job's cached tokens)
     trainer.fit()
     trainer.export(tmp_path / "model", tmp_path / "log.jsonl")
     assert json.loads((tmp_path / "model/margin_retrieval.json").read_text())["similarity"] == expected
@@ -321,3 +322,56 @@ def test_the_trained_similarity_is_recorded_and_used_for_scoring(base_model, tmp
     assert norms and unit(norms) == (expected == "cosine")
     np.testing.assert_array_equal(rows, exported.encode(["cell protein", "heart"], 8, 2, "fp32",
                                                         normalize=expected == "cosine"))
+
+
+def test_token_cache_tokenizes_each_text_once_and_matches_the_tokenizer(base_model):
+    encoder = Encoder.load(base_model)
+    data = tiny_data()
+    calls = []
+
+    def counting_tokenize(texts, max_length):
+        calls.append(list(texts))
+        return encoder.tokenize(texts, max_length)
+
+    cache = TokenCache(counting_tokenize, data.doc_text, 4)
+    assert cache.rows(["d1", "d2", "d1"]) == encoder.tokenize([data.doc_text[d] for d in ("d1", "d2", "d1")], 4)
+    assert cache.rows(["d2", "d3"]) == encoder.tokenize([data.doc_text["d2"], data.doc_text["d3"]], 4)
+    assert calls == [[data.doc_text["d1"], data.doc_text["d2"]], [data.doc_text["d3"]]]
+
+
+def test_validation_from_cached_tokens_equals_validation_from_texts(base_model):
+    encoder, data, settings = Encoder.load(base_model), tiny_data(), config()
+    queries = TokenCache(encoder.tokenize, data.query_text, settings.max_query_length)
+    docs = TokenCache(encoder.tokenize, data.doc_text, settings.max_doc_length)
+    cached = [validate(encoder, data, settings, queries, docs) for _ in range(2)]
+    # The reference: encode the texts themselves, as validation did before it cached tokens.
+    import ir_measures
+
+    qids = sorted(data.validation_candidates)
+    doc_ids = sorted({d for docs in data.validation_candidates.values() for d in docs})
+    q = encoder.encode([data.query_text[i] for i in qids], 8, 64, "fp32")
+    d = dict(zip(doc_ids, encoder.encode([data.doc_text[i] for i in doc_ids], 12, 64, "fp32")))
+    run = {qid: {doc: float(d[doc] @ q[i]) for doc in data.validation_candidates[qid]} for i, qid in enumerate(qids)}
+    measure = ir_measures.nDCG @ 10
+    expected = ir_measures.calc_aggregate([measure], data.validation_qrels, run)[measure]
+    assert cached == [expected, expected]
+
+
+def test_fused_adamw_steps_like_the_default_per_parameter_loop(base_model):
+    from margin_retrieval.training.optim import build_optimizer
+
+    fused_model, loop_model = Encoder.load(base_model).model, Encoder.load(base_model).model
+    fused, _ = build_optimizer(fused_model, config(), torch.device("cpu"))
+    assert fused.defaults["fused"]
+    same_groups, _ = build_optimizer(loop_model, config(), torch.device("cpu"))
+    loop = torch.optim.AdamW([{"params": g["params"], "weight_decay": g["weight_decay"]}
+                              for g in same_groups.param_groups], lr=config().learning_rate, foreach=False)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(3):
+        for a, b in zip(fused_model.parameters(), loop_model.parameters()):
+            a.grad = torch.randn(a.shape, generator=generator)
+            b.grad = a.grad.clone()
+        fused.step()
+        loop.step()
+    for (name, a), b in zip(fused_model.named_parameters(), loop_model.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6, msg=name)

@@ -18,6 +18,7 @@ import inspect
 import json
 import logging
 from pathlib import Path
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -29,6 +30,11 @@ log = logging.getLogger(__name__)
 CONFIG_FILE = "margin_retrieval.json"
 POOLINGS = ("mean", "cls", "pooler")
 SIMILARITIES = ("cosine", "dot")
+
+
+def longest_first(texts: Sequence[str]) -> list[int]:
+    """Text positions by character length, longest first: batches pad little and an out-of-memory shows early."""
+    return sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
 
 
 def _check_pooling(pooling: str) -> str:
@@ -180,10 +186,25 @@ class Encoder:
     def dimension(self) -> int:
         return int(self.model.config.hidden_size)
 
-    def _tokenize(self, texts: list[str], max_length: int) -> dict[str, torch.Tensor]:
-        batch = self.tokenizer(list(texts), padding=True, truncation=True, max_length=max_length,
-                               return_tensors="pt")
-        return {key: value.to(self.device) for key, value in batch.items()}
+    def tokenize(self, texts: Sequence[str], max_length: int) -> list[list[int]]:
+        """Unpadded token ids of each text, truncated to ``max_length``: tokenize once, batch later with ``collate``."""
+        return self.tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
+
+    def collate(self, rows: Sequence[Sequence[int]]) -> dict[str, torch.Tensor]:
+        """The model inputs of token-id rows padded to the longest row: equal to ``tokenizer(padding=True)`` for
+        single texts (attention mask 1 on tokens, token type 0, pad ids on the tokenizer's padding side)."""
+        length = max(len(row) for row in rows)
+        ids = np.full((len(rows), length), self.tokenizer.pad_token_id, dtype=np.int64)
+        mask = np.zeros((len(rows), length), dtype=np.int64)
+        left = self.tokenizer.padding_side == "left"
+        for i, row in enumerate(rows):
+            span = slice(length - len(row), length) if left else slice(0, len(row))
+            ids[i, span] = row
+            mask[i, span] = 1
+        batch = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self.tokenizer.model_input_names:
+            batch["token_type_ids"] = np.full_like(ids, self.tokenizer.pad_token_type_id) * (1 - mask)
+        return {key: torch.from_numpy(value).to(self.device) for key, value in batch.items()}
 
     def _pool(self, output, attention_mask: torch.Tensor) -> torch.Tensor:
         if self.pooling == "pooler":
@@ -198,11 +219,15 @@ class Encoder:
         summed = (hidden.float() * mask).sum(dim=1)
         return summed / mask.sum(dim=1).clamp(min=1e-9)
 
-    def embed(self, texts: list[str], max_length: int) -> torch.Tensor:
-        """Pooled float32 embeddings [B, d] of ``texts`` (truncated to ``max_length`` tokens), with autograd."""
-        batch = self._tokenize(texts, max_length)
+    def embed_tokens(self, rows: Sequence[Sequence[int]]) -> torch.Tensor:
+        """Pooled float32 embeddings [B, d] of token-id rows (from ``tokenize``), with autograd."""
+        batch = self.collate(rows)
         output = self.model(**batch)
         return self._pool(output, batch["attention_mask"])
+
+    def embed(self, texts: list[str], max_length: int) -> torch.Tensor:
+        """Pooled float32 embeddings [B, d] of ``texts`` (truncated to ``max_length`` tokens), with autograd."""
+        return self.embed_tokens(self.tokenize(texts, max_length))
 
     def encode(self, texts: list[str], max_length: int, batch_size: int = 64, precision: str = "auto",
                normalize: bool | None = None) -> np.ndarray:
@@ -213,19 +238,29 @@ class Encoder:
         that each batch pads little.
         """
         texts = list(texts)
+        return self._encode_batches(lambda rows: self.tokenize([texts[i] for i in rows], max_length),
+                                    longest_first(texts), batch_size, precision, normalize)
+
+    def encode_tokens(self, rows: Sequence[Sequence[int]], order: Sequence[int], batch_size: int = 64,
+                      precision: str = "auto", normalize: bool | None = None) -> np.ndarray:
+        """``encode`` of already tokenized texts, batched in ``order`` (``longest_first`` of the texts gives the
+        batches, and so the embeddings, of ``encode``)."""
+        return self._encode_batches(lambda batch: [rows[i] for i in batch], order, batch_size, precision, normalize)
+
+    def _encode_batches(self, tokens_of: Callable[[list[int]], list], order: Sequence[int], batch_size: int,
+                        precision: str, normalize: bool | None) -> np.ndarray:
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         if normalize is None:
             normalize = self.similarity == "cosine"
-        out = np.empty((len(texts), self.dimension), dtype=np.float32)
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)  # longest first: OOM shows early
+        out = np.empty((len(order), self.dimension), dtype=np.float32)
         was_training = self.model.training
         self.model.eval()
         try:
             with torch.inference_mode(), autocast_context(self.device, precision):
                 for start in range(0, len(order), batch_size):
                     rows = order[start : start + batch_size]
-                    pooled = self.embed([texts[i] for i in rows], max_length).float()
+                    pooled = self.embed_tokens(tokens_of(rows)).float()
                     if normalize:
                         pooled = torch.nn.functional.normalize(pooled, dim=-1)
                     out[rows] = pooled.cpu().numpy()

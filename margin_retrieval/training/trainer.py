@@ -30,6 +30,7 @@ from margin_retrieval.training.config import TrainConfig
 from margin_retrieval.training.data import TrainingData
 from margin_retrieval.training.losses import build_loss
 from margin_retrieval.training.optim import build_optimizer
+from margin_retrieval.training.tokens import TokenCache
 from margin_retrieval.training.validation import validate
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,9 @@ class Trainer:
         self.encoder = Encoder.load(base_model, device=self.device)
         self.encoder.similarity = trained_similarity(config)  # recorded with the model; validation scores with it
         self.encoder.model.train()  # HF models load in eval mode: dropout would be silently off
+        # Steps and validations batch from token ids: each text is tokenized once per job.
+        self.query_tokens = TokenCache(self.encoder.tokenize, data.query_text, config.max_query_length)
+        self.doc_tokens = TokenCache(self.encoder.tokenize, data.doc_text, config.max_doc_length)
         self.loss = build_loss(
             config.objective, tau=config.tau, in_batch=config.in_batch, error=config.error,
             temperature=config.infonce_temperature, similarity=config.margin_mse_similarity,
@@ -140,7 +144,7 @@ class Trainer:
 
     # -- the loop ---------------------------------------------------------------------------------------------
     def _validate_and_maybe_stop(self) -> bool:
-        value = validate(self.encoder, self.data, self.config)
+        value = validate(self.encoder, self.data, self.config, self.query_tokens, self.doc_tokens)
         self._log("validation", **{"nDCG@10": value})
         if value > self.state["best_value"]:
             self.state.update(best_value=value, best_step=self.state["step"], bad_validations=0)
@@ -153,14 +157,14 @@ class Trainer:
     def _train_step(self) -> None:
         config = self.config
         batch = [self.data.triples[i] for i in self.batches(self.state["step"])]
-        queries = [self.data.query_text[q] for q, _, _ in batch]
-        positives = [self.data.doc_text[p] for _, p, _ in batch]
-        negatives = [self.data.doc_text[n] for _, _, n in batch]
+        queries = self.query_tokens.rows([q for q, _, _ in batch])
+        positives = self.doc_tokens.rows([p for _, p, _ in batch])
+        negatives = self.doc_tokens.rows([n for _, _, n in batch])
         with autocast_context(self.device, config.precision):
             # Separate forwards for q, p and n: shorter padding, faster than one concatenated batch on CPU.
-            q = self.encoder.embed(queries, config.max_query_length)
-            p = self.encoder.embed(positives, config.max_doc_length)
-            n = self.encoder.embed(negatives, config.max_doc_length)
+            q = self.encoder.embed_tokens(queries)
+            p = self.encoder.embed_tokens(positives)
+            n = self.encoder.embed_tokens(negatives)
         teacher = {}
         if self.loss.needs_teacher:
             scores = torch.tensor([self.data.teacher_scores[t] for t in batch], device=self.device)

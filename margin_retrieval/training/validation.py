@@ -4,25 +4,28 @@ from __future__ import annotations
 
 import ir_measures
 
-from margin_retrieval.models.encoders import Encoder
+from margin_retrieval.models.encoders import Encoder, longest_first
 from margin_retrieval.training.config import TrainConfig
 from margin_retrieval.training.data import TrainingData
+from margin_retrieval.training.tokens import TokenCache
 
 VALIDATION_MEASURE = ir_measures.nDCG @ 10
 
 
-def validate(encoder: Encoder, data: TrainingData, config: TrainConfig) -> float:
+def validate(encoder: Encoder, data: TrainingData, config: TrainConfig, query_tokens: TokenCache | None = None,
+             doc_tokens: TokenCache | None = None) -> float:
     """nDCG@10 of re-ranking the validation candidates (unjudged = non-relevant, as trec_eval), scored with the
-    encoder's similarity (``encode`` normalises only for cosine), as retrieval will score the exported model."""
+    encoder's similarity (``encode`` normalises only for cosine), as retrieval will score the exported model.
+
+    Pass the job's token caches to tokenize the candidates once per job instead of once per validation; the
+    embeddings are those of ``encoder.encode`` on the texts either way (same batches, same order).
+    """
     qids = sorted(data.validation_candidates)
     doc_ids = sorted({doc for docs in data.validation_candidates.values() for doc in docs})
-    was_training = encoder.model.training
-    encoder.model.eval()
-    query_emb = encoder.encode([data.query_text[q] for q in qids], config.max_query_length,
-                               config.validation_batch_size, config.precision)
-    doc_emb = encoder.encode([data.doc_text[d] for d in doc_ids], config.max_doc_length,
-                             config.validation_batch_size, config.precision)
-    encoder.model.train(was_training)
+    query_tokens = query_tokens or TokenCache(encoder.tokenize, data.query_text, config.max_query_length)
+    doc_tokens = doc_tokens or TokenCache(encoder.tokenize, data.doc_text, config.max_doc_length)
+    query_emb = _encode(encoder, query_tokens, qids, config)
+    doc_emb = _encode(encoder, doc_tokens, doc_ids, config)
     row = {doc: i for i, doc in enumerate(doc_ids)}
     run = {}
     for qi, qid in enumerate(qids):
@@ -31,3 +34,8 @@ def validate(encoder: Encoder, data: TrainingData, config: TrainConfig) -> float
         run[qid] = {doc: float(score) for doc, score in zip(candidates, scores)}
     qrels = {q: data.validation_qrels.get(q, {}) for q in qids}
     return float(ir_measures.calc_aggregate([VALIDATION_MEASURE], qrels, run)[VALIDATION_MEASURE])
+
+
+def _encode(encoder: Encoder, tokens: TokenCache, ids: list[str], config: TrainConfig):
+    order = longest_first([tokens.text(i) for i in ids])
+    return encoder.encode_tokens(tokens.rows(ids), order, config.validation_batch_size, config.precision)

