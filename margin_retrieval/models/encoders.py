@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from margin_retrieval.models.device import autocast_context
+from margin_retrieval.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -196,17 +197,18 @@ class Encoder:
         return self._pool(output, batch["attention_mask"])
 
     def encode(self, texts: list[str], max_length: int, batch_size: int = 64, precision: str = "auto",
-               normalize: bool = True) -> np.ndarray:
+               normalize: bool = True, progress: str | None = None) -> np.ndarray:
         """float32 embeddings [N, d] in the order of ``texts``; rows L2-normalised unless ``normalize=False``.
 
         Runs in eval mode (dropout off; the model's mode is restored afterwards) and sorts the texts by length so
-        that each batch pads little.
+        that each batch pads little. ``progress`` names the work in progress lines of the job log (none if None).
         """
         texts = list(texts)
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)  # longest first: OOM shows early
+        tracker = Progress(len(texts), progress, unit="texts", logger=log) if progress else None
         was_training = self.model.training
         self.model.eval()
         try:
@@ -217,6 +219,8 @@ class Encoder:
                     if normalize:
                         pooled = torch.nn.functional.normalize(pooled, dim=-1)
                     out[rows] = pooled.cpu().numpy()
+                    if tracker:
+                        tracker.update(len(rows))
         finally:
             self.model.train(was_training)
         return out
