@@ -9,6 +9,7 @@ setup_job_logging(snakemake.log[0])
 import torch
 
 from margin_retrieval.data import collections
+from margin_retrieval.models.card import trained_card
 from margin_retrieval.training.config import TrainConfig
 from margin_retrieval.training.data import load_training_data
 from margin_retrieval.training.trainer import Trainer
@@ -25,5 +26,9 @@ data = load_training_data(
 )
 trainer = Trainer(Path(snakemake.input.base_model), data, TrainConfig.from_config(snakemake.params.training, run),
                   Path(snakemake.params.work_dir), gpu_requested=snakemake.resources.get("gpu", 0) > 0)
-trainer.fit()
-trainer.export(Path(snakemake.output.model), Path(snakemake.output.log))
+summary = trainer.fit()
+base = snakemake.config["models"][run["model"]]
+card = trained_card(run=run, base_name=run["model"], base_source=base["source"], pooling=base["pooling"],
+                    training=snakemake.params.training, train_data=snakemake.config["train_data"], summary=summary,
+                    steps_done=trainer.state["step"], steps_planned=trainer.steps, triples=len(data.triples))
+trainer.export(Path(snakemake.output.model), Path(snakemake.output.log), card=card)

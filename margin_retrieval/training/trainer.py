@@ -24,6 +24,7 @@ import torch
 
 from margin_retrieval.io import atomic_path
 from margin_retrieval.models.device import autocast_context, resolve_device
+from margin_retrieval.models.card import write_card
 from margin_retrieval.models.encoders import Encoder
 from margin_retrieval.progress import Progress
 from margin_retrieval.training.batching import batch_indices, total_steps
@@ -216,10 +217,13 @@ class Trainer:
         self._log("end", **summary)
         return summary
 
-    def export(self, model_out: Path, log_out: Path) -> None:
-        """Publish the best model and the log under their final names, then drop the checkpoints."""
+    def export(self, model_out: Path, log_out: Path, card: str | None = None) -> None:
+        """Publish the best model (with its model card ``card`` as README.md) and the log under their final names,
+        then drop the checkpoints."""
         with atomic_path(model_out) as tmp:
             shutil.copytree(self.best_dir, tmp)
+            if card is not None:
+                write_card(tmp, card)
         with atomic_path(log_out) as tmp:
             shutil.copyfile(self.log_path, tmp)
         shutil.rmtree(self.work_dir, ignore_errors=True)
