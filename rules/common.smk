@@ -122,6 +122,14 @@ def system_model_dir(wildcards):
     return f"results/train/{rest}/model"
 
 
+def summary_train_log(wildcards):
+    """A trained system's training log (its best validation value goes into the summary)."""
+    kind, _, rest = wildcards.system.partition("/")
+    if kind != "trained":
+        return {}
+    return {"train_log": f"results/train/{rest}/train_log.jsonl"}
+
+
 def corpus_shard(wildcards):
     """The encoded document shard that a collection's search reads."""
     corpus = CORPUS_OF[wildcards.collection]
@@ -235,6 +243,11 @@ FIGURES = [
 def all_targets():
     return [
         "figures/results.tsv",
+        *[
+            f"results/summaries/{collection}/{system}.json"
+            for collection in COLLECTIONS
+            for system in all_systems()
+        ],
         "figures/main_table.md",
         *[f"figures/{figure}.png" for figure in FIGURES],
     ]
