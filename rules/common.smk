@@ -240,6 +240,20 @@ FIGURES = [
 ]
 
 
+# Tables the report shows as HTML pages (it offers .md and .tsv files only as downloads): page name -> source file.
+REPORT_TABLES = {
+    "main_table": "figures/main_table.md",
+    "results": "figures/results.tsv",
+    "speedup": "figures/speedup.tsv",
+}
+
+TABLE_TITLES = {
+    "main_table": "Main results with significance and equivalence tests",
+    "results": "Every evaluation result (long form)",
+    "speedup": "The numbers behind the speed-up figure",
+}
+
+
 def all_targets():
     return [
         "figures/results.tsv",
@@ -250,4 +264,5 @@ def all_targets():
         ],
         "figures/main_table.md",
         *[f"figures/{figure}.png" for figure in FIGURES],
+        *[f"figures/report/{table}.html" for table in REPORT_TABLES],
     ]

@@ -1,10 +1,11 @@
-"""The whole DAG on a tiny random BERT and a tiny collection, plus lint and dry runs of the shipped configs."""
+"""The whole DAG on `.test/` (tiny random BERTs, tiny collections), plus lint and dry runs of the shipped configs."""
 
 from __future__ import annotations
 
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,52 +13,21 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.tiny_bert import make_tiny_bert
-from tests.tiny_collection import write_collection
-
 REPO = Path(__file__).resolve().parents[1]
+TEST_DIR = REPO / ".test"
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
-# Every objective once (static with an int tau and the original in-batch form), adaptive at two nested fractions.
-OBJECTIVE_GRID = {
-    "static_sweep": [{"objective": "static", "tau": 1, "in_batch": True}],
-    "loss_comparison": [{"objective": ["distributed", "margin_mse", "infonce"]}],
-    "data_efficiency": [{"objective": "adaptive", "fraction": [0.5, 1.0]}],
-}
 PARALLEL_RULES = ("prepare_model", "score_teacher", "train", "encode_docs", "encode_queries", "search")
+# .test/config.yaml trains every objective once (static in its original in-batch form), adaptive at two fractions.
 TRAINED = {"static/true", "adaptive/false", "distributed/false", "margin_mse/false", "infonce/false"}
+LONG_JOBS = ("train", "score_teacher", "encode_docs", "encode_queries")
+TEST_OUTPUTS = ("results", "figures", "resources", ".snakemake", "report.html")  # .test/.gitignore
 
 
-def smoke_config(root: Path) -> dict:
-    return {
-        "ir_datasets_home": str(root / "ir_datasets"),
-        "models": {
-            "tiny": {"source": str(make_tiny_bert(root / "tiny-bert", seed=0)), "pooling": "mean"},
-            "tiny-teacher": {"source": str(make_tiny_bert(root / "tiny-teacher", seed=1)), "pooling": "cls"},
-        },
-        "student": "tiny",
-        "teacher": "tiny-teacher",
-        "zeroshot": ["tiny"],
-        "train_data": {
-            **write_collection(root / "train", "train", n_queries=24, seed=0),
-            "validation_queries": 4,
-            "negatives": {"source": "bm25", "depth": 10, "per_positive": 1},
-            "validation": {"candidates": "bm25", "depth": 8},
-        },
-        "training": {"batch_size": 4, "max_epochs": 1, "validate_every": 2, "checkpoint_every": 2,
-                     "max_query_length": 16, "max_doc_length": 32, "learning_rate": 1e-3},
-        "experiments": OBJECTIVE_GRID,
-        "collections": {
-            "in-domain": {**write_collection(root / "test", "test", n_queries=10, seed=1), "binarize_at": 2},
-            "transfer": write_collection(root / "transfer", "transfer", n_queries=6, seed=2),
-        },
-        "retrieval": {"depth": 20, "shards": 2, "batch_size": 8},
-        "analysis": {"equivalence_margin": 0.05},
-    }
-
-
-def snakemake(workdir: Path, config: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+def snakemake(workdir: Path, config: Path | None, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run snakemake in ``workdir``; without ``config`` the Snakefile reads ``workdir/config.yaml``."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
-    result = subprocess.run([*SNAKEMAKE, "--directory", str(workdir), "--configfile", str(config), *args],
+    configfile = ["--configfile", str(config)] if config else []
+    result = subprocess.run([*SNAKEMAKE, "--directory", str(workdir), *configfile, *args],
                             capture_output=True, text=True, env=env, cwd=workdir)
     if check and result.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-8000:]}")
@@ -66,12 +36,12 @@ def snakemake(workdir: Path, config: Path, *args: str, check: bool = True) -> su
 
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("smoke")
-    config_path = root / "config.yaml"
-    config_path.write_text(yaml.safe_dump(smoke_config(root)))
+    """`snakemake --directory .test --cores 2` on a copy of .test, so the checkout stays clean."""
+    root = tmp_path_factory.mktemp("smoke") / "test"
+    shutil.copytree(TEST_DIR, root, ignore=shutil.ignore_patterns(*TEST_OUTPUTS))
     # The tiny jobs are dominated by single-threaded imports: one thread each lets two run at once on 2 cores.
-    snakemake(root, config_path, "--cores", "2", "--set-threads", *(f"{rule}=1" for rule in PARALLEL_RULES))
-    return root, config_path
+    snakemake(root, None, "--cores", "2", "--set-threads", *(f"{rule}=1" for rule in PARALLEL_RULES))
+    return root, None
 
 
 def test_full_dag_produces_every_output(smoke_run):
@@ -104,7 +74,7 @@ def test_runs_are_complete_and_strictly_ordered(smoke_run):
     run = root / "results/runs/in-domain/trained"
     files = sorted(run.rglob("*.trec"))
     assert files
-    queries = {line.split("\t")[0] for line in (root / "test/queries.tsv").read_text().splitlines()}
+    queries = {line.split("\t")[0] for line in (root / "data/test/queries.tsv").read_text().splitlines()}
     for path in files:
         by_query: dict[str, list[float]] = {}
         for line in path.read_text().splitlines():
@@ -135,6 +105,49 @@ def test_training_logs_have_validation_and_targets(smoke_run):
         assert any(e["event"] == "validation" for e in events)
         if "objective~adaptive" in str(log):
             assert all(e["target_mean"] is not None for e in events if e["event"] == "train")
+
+
+def test_every_trained_model_has_a_card_and_loads_in_sentence_transformers(smoke_run):
+    root, _ = smoke_run
+    model_dirs = sorted((root / "results/train").rglob("model"))
+    assert len(model_dirs) == 6
+    for model_dir in model_dirs:
+        card = (model_dir / "README.md").read_text()
+        assert card.startswith("---\nlibrary_name: sentence-transformers") and "Best validation nDCG@10" in card
+    assert (root / "results/models/tiny/README.md").is_file()
+    sentence_transformers = pytest.importorskip("sentence_transformers")
+    from margin_retrieval.models.encoders import Encoder
+
+    texts = ["cell protein gene", "the heart of patients"]
+    theirs = sentence_transformers.SentenceTransformer(str(model_dirs[0]), device="cpu").encode(texts)
+    assert abs(theirs - Encoder.load(model_dirs[0]).encode(texts, 32, precision="fp32")).max() <= 1e-5
+
+
+def test_every_system_and_collection_has_a_summary(smoke_run):
+    root, _ = smoke_run
+    with open(root / "figures/results.tsv") as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t"))
+    for row in rows:
+        summary = json.loads((root / f"results/summaries/{row['collection']}/{row['system']}.json").read_text())
+        assert summary["measures"][row["measure"]] == pytest.approx(float(row["value"]))
+        assert summary["scores"]["test"][0]["main_score"] == summary["measures"]["nDCG@10"]
+        assert summary["config"]["training"]["seed"] == summary["seed"]["training"]
+        assert (summary["training"] is None) == (row["kind"] == "zeroshot")
+
+
+def test_long_jobs_log_progress_without_carriage_returns(smoke_run):
+    root, _ = smoke_run
+    for rule in LONG_JOBS:
+        single = root / "results/logs" / f"{rule}.log"
+        files = [single] if single.is_file() else sorted((root / "results/logs" / rule).rglob("*.log"))
+        assert files, rule
+        for path in files:
+            text = path.read_text()
+            assert "\r" not in text, path
+            assert "(100.0%)" in text and "/s, elapsed" in text and ", ETA " in text, path
+    train_log = next((root / "results/logs/train").rglob("*.log")).read_text()
+    assert "validation at step 0: nDCG@10" in train_log and "patience left" in train_log
+    assert "triples/s" in train_log and "loss " in train_log
 
 
 def test_rerun_is_up_to_date(smoke_run):

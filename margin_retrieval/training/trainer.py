@@ -215,6 +215,8 @@ class Trainer:
         summary = {"best_step": self.state["best_step"], "best_value": self.state["best_value"],
                    "stopped_reason": reason}
         self._log("end", **summary)
+        log.info("stopped (%s) at step %d of %d: best validation nDCG@10 %.4f at step %d", reason, self.state["step"],
+                 self.steps, self.state["best_value"], self.state["best_step"])
         return summary
 
     def export(self, model_out: Path, log_out: Path, card: str | None = None) -> None:
