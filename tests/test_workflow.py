@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import csv
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -19,6 +21,8 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snake
 PARALLEL_RULES = ("prepare_model", "score_teacher", "train", "encode_docs", "encode_queries", "search")
 # .test/config.yaml trains every objective once (static in its original in-batch form), adaptive at two fractions.
 TRAINED = {"static/true", "adaptive/false", "distributed/false", "margin_mse/false", "infonce/false"}
+FIGURES = ("tau", "data_efficiency", "training_curves", "speedup", "targets", "per_query")
+REPORT_TABLES = ("main_table", "results", "speedup")
 LONG_JOBS = ("train", "score_teacher", "encode_docs", "encode_queries")
 TEST_OUTPUTS = ("results", "figures", "resources", ".snakemake", "report.html")  # .test/.gitignore
 
@@ -59,14 +63,30 @@ def test_full_dag_produces_every_output(smoke_run):
 
 def test_every_figure_table_and_the_report(smoke_run):
     root, config = smoke_run
-    for figure in ("tau", "data_efficiency", "training_curves", "speedup", "targets", "per_query"):
+    for figure in FIGURES:
         for suffix in ("png", "pdf"):
             assert (root / "figures" / f"{figure}.{suffix}").stat().st_size > 0, (figure, suffix)
     markdown = (root / "figures/main_table.md").read_text()
     assert "Margin-MSE" in markdown and "TOST" in markdown
     assert (root / "figures/main_table.tex").read_text().count("\\begin{tabular}") == 2  # one per collection
     snakemake(root, config, "--report", "report.html")
-    assert (root / "report.html").stat().st_size > 10_000
+    results = report_results((root / "report.html").read_text())
+    expected = {f"figures/{figure}.png": "image/png" for figure in FIGURES}
+    expected |= {f"figures/report/{table}.html": "text/html" for table in REPORT_TABLES}
+    assert set(results) == set(expected)
+    for path, entry in results.items():
+        assert entry["mime_type"] == expected[path], path  # viewable in the browser, not a download
+        assert entry["data_uri"].startswith(f"data:{expected[path]}"), path
+        assert len(entry["caption"]) > 200 and "{{" not in entry["caption"], path  # rendered, not a stub
+    main = results["figures/report/main_table.html"]
+    assert "Margin-MSE" in base64.b64decode(main["data_uri"].split(",", 1)[1]).decode()
+
+
+def report_results(page: str) -> dict:
+    """The ``results`` object that Snakemake's HTML report embeds: path -> caption, mime type, data URI."""
+    match = re.search(r'<script id="results">\s*var results = (.*?);\s*</script>', page, re.S)
+    assert match, "no results block in report.html"
+    return json.loads(match[1])
 
 
 def test_runs_are_complete_and_strictly_ordered(smoke_run):

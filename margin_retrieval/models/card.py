@@ -53,7 +53,7 @@ def dataset_terms(dataset: str | None) -> tuple[str | None, str, str]:
         if dataset and dataset.startswith(prefix):
             return terms
     what = f"ir_datasets {dataset!r}" if dataset else "local files"
-    return None, "other", f"the licence of the training data ({what}); check it before publishing the model"
+    return None, "other", f"unknown to this workflow ({what}); check it before publishing the model"
 
 
 def _front_matter(fields: dict) -> str:
@@ -133,7 +133,8 @@ def trained_card(*, run: dict, base_name: str, base_source: str, pooling: str, t
         f"- Seed {training.get('seed')}; {steps_done:,} of {steps_planned:,} planned steps "
         f"(stopped: {summary.get('stopped_reason')})",
         f"- Best validation nDCG@10 (held-out training queries, never test queries): "
-        f"{'n/a' if best is None else f'{best:.4f}'} at step {summary.get('best_step')}; this checkpoint is the model",
+        f"{'n/a' if best is None else f'{best:.4f}'} at step {summary.get('best_step')}; this checkpoint is the model"
+        + (" (step 0: training never beat the untrained base model)" if summary.get("best_step") == 0 else ""),
         "- Settings: " + ", ".join(f"{key} {value}" for key, value in settings.items() if value is not None),
         f"- Licence of the training data: {licence_words}", "",
         _usage(pooling, int(training.get("max_doc_length") or 128)),
