@@ -17,9 +17,10 @@ import pandas as pd
 from margin_retrieval.io import atomic_path
 
 STYLE = """
-body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
-table { border-collapse: collapse; margin: 0.5em 0 1em; font-size: 0.9em; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; }
+body { font-family: system-ui, sans-serif; margin: 1em; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0 1em; font-size: 0.8em; }
+th, td { border: 1px solid #ccc; padding: 0.15em 0.3em; }
+td:first-child { white-space: nowrap; }
 th { background: #f0f0f0; position: sticky; top: 0; }
 tr:nth-child(even) td { background: #fafafa; }
 td.r, th.r { text-align: right; font-variant-numeric: tabular-nums; }
