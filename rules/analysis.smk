@@ -19,11 +19,7 @@ rule collect_results:
         manifest="results/systems.json",
         aggregates=eval_files("json"),
     output:
-        report(
-            "figures/results.tsv",
-            caption="../report/table_results.rst",
-            category="Tables",
-        ),
+        "figures/results.tsv",
     log:
         "results/logs/collect_results.log",
     benchmark:
@@ -40,11 +36,7 @@ rule tables:
         results="figures/results.tsv",
         per_query=eval_files("tsv"),
     output:
-        markdown=report(
-            "figures/main_table.md",
-            caption="../report/table_main.rst",
-            category="Tables",
-        ),
+        markdown="figures/main_table.md",
         latex="figures/main_table.tex",
         tsv="figures/main_table.tsv",
     log:
@@ -150,11 +142,7 @@ rule figure_speedup:
         ),
         pdf="figures/speedup.pdf",
         json="figures/speedup.json",
-        tsv=report(
-            "figures/speedup.tsv",
-            caption="../report/table_speedup.rst",
-            category="Tables",
-        ),
+        tsv="figures/speedup.tsv",
     log:
         "results/logs/figures/speedup.log",
     benchmark:
@@ -217,3 +205,27 @@ rule figure_column_comparison:
         analysis=config["analysis"],
     script:
         "../workflow_scripts/figure.py"
+
+
+rule report_table:
+    input:
+        lambda wc: REPORT_TABLES[wc.table],
+    output:
+        report(
+            "figures/report/{table}.html",
+            caption="../report/tables.rst",
+            category="Tables",
+            labels={"table": "{table}"},
+        ),
+    log:
+        "results/logs/report_table/{table}.log",
+    benchmark:
+        "results/benchmarks/report_table/{table}.tsv"
+    wildcard_constraints:
+        table="|".join(REPORT_TABLES),
+    conda:
+        "../envs/analysis.yaml"
+    params:
+        title=lambda wc: TABLE_TITLES[wc.table],
+    script:
+        "../workflow_scripts/report_table.py"

@@ -153,6 +153,14 @@ def system_model_dir(wildcards):
     return f"results/train/{rest}/model"
 
 
+def summary_train_log(wildcards):
+    """A trained system's training log (its best validation value goes into the summary)."""
+    kind, _, rest = wildcards.system.partition("/")
+    if kind != "trained":
+        return {}
+    return {"train_log": f"results/train/{rest}/train_log.jsonl"}
+
+
 def corpus_shard(wildcards):
     """The encoded document shard that a collection's search reads."""
     corpus = CORPUS_OF[wildcards.collection]
@@ -314,9 +322,29 @@ FIGURES = [
 ]
 
 
+# Tables the report shows as HTML pages (it offers .md and .tsv files only as downloads): page name -> source file.
+REPORT_TABLES = {
+    "main_table": "figures/main_table.md",
+    "results": "figures/results.tsv",
+    "speedup": "figures/speedup.tsv",
+}
+
+TABLE_TITLES = {
+    "main_table": "Main results with significance and equivalence tests",
+    "results": "Every evaluation result (long form)",
+    "speedup": "The numbers behind the speed-up figure",
+}
+
+
 def all_targets():
     return [
         "figures/results.tsv",
+        *[
+            f"results/summaries/{collection}/{system}.json"
+            for collection in COLLECTIONS
+            for system in all_systems()
+        ],
         "figures/main_table.md",
         *[f"figures/{figure}.png" for figure in FIGURES],
+        *[f"figures/report/{table}.html" for table in REPORT_TABLES],
     ]

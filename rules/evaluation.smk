@@ -19,3 +19,26 @@ rule evaluate:
         home=ir_home(),
     script:
         "../workflow_scripts/evaluate.py"
+
+
+rule summarize:
+    input:
+        unpack(summary_train_log),
+        aggregate="results/eval/{collection}/{system}.json",
+    output:
+        "results/summaries/{collection}/{system}.json",
+    log:
+        "results/logs/summarize/{collection}/{system}.log",
+    benchmark:
+        "results/benchmarks/summarize/{collection}/{system}.tsv"
+    conda:
+        "../envs/evaluation.yaml"
+    params:
+        collection_spec=lambda wc: DATA_SPECS[wc.collection],
+        system=lambda wc: system_description(wc.system),
+        run_config=lambda wc: {
+            key: config[key]
+            for key in ("models", "train_data", "training", "retrieval")
+        },
+    script:
+        "../workflow_scripts/summarize.py"

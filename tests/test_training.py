@@ -271,7 +271,7 @@ GPU_JOB_SCRIPT = textwrap.dedent("""
         raise AssertionError("data was read before the device check")
 
     collections.load = collections.configure_home = io_module.read_tsv = forbidden
-    params = types.SimpleNamespace(training={"device": "auto"}, scores_file=None, home=None, spec={}, name="train")
+    params = types.SimpleNamespace(training=types.SimpleNamespace(device="auto"), scores_file=None, home=None, spec={}, name="train")
     snakemake = types.SimpleNamespace(log=[sys.argv[2]], threads=1, params=params, resources={"gpu": 1},
                                       input=types.SimpleNamespace(triples="triples.tsv", model="model"),
                                       wildcards={}, output=["out"])

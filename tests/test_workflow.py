@@ -1,11 +1,13 @@
-"""The whole DAG on a tiny random BERT and a tiny collection, plus lint and dry runs of the shipped configs."""
+"""The whole DAG on `.test/` (tiny random BERTs, tiny collections), plus lint and dry runs of the shipped configs."""
 
 from __future__ import annotations
 
+import base64
 import csv
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,56 +16,25 @@ import pytest
 import yaml
 
 from margin_retrieval.experiments import expand_experiments
-from tests.tiny_bert import make_tiny_bert
-from tests.tiny_collection import write_collection
+from tests.configs import grid_defaults
 
 REPO = Path(__file__).resolve().parents[1]
+TEST_DIR = REPO / ".test"
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
-# Every objective once (static with an int tau and the original in-batch form), adaptive at two nested fractions,
-# InfoNCE also with clustered batches.
-OBJECTIVE_GRID = {
-    "static_sweep": [{"objective": "static", "tau": 1, "in_batch": True}],
-    "loss_comparison": [{"objective": ["distributed", "margin_mse", "infonce"]}],
-    "data_efficiency": [{"objective": "adaptive", "fraction": [0.5, 1.0]}],
-    # the grid's negatives and seed columns: the student's own negatives, a second seed
-    "negative_sources": [{"objective": "adaptive", "negatives": "student", "seed": 1}],
-    "batch_sampling": [{"objective": "infonce", "batching": "clustered"}],
-}
 PARALLEL_RULES = ("prepare_model", "score_teacher", "train", "encode_docs", "encode_queries", "search")
+# .test/config.yaml trains every objective once (static in its original in-batch form), adaptive at two fractions.
 TRAINED = {"static/true", "adaptive/false", "distributed/false", "margin_mse/false", "infonce/false"}
+FIGURES = ("tau", "data_efficiency", "training_curves", "speedup", "targets", "per_query", "negatives", "batching")
+REPORT_TABLES = ("main_table", "results", "speedup")
+LONG_JOBS = ("train", "score_teacher", "encode_docs", "encode_queries")
+TEST_OUTPUTS = ("results", "figures", "resources", ".snakemake", "report.html")  # .test/.gitignore
 
 
-def smoke_config(root: Path) -> dict:
-    return {
-        "ir_datasets_home": str(root / "ir_datasets"),
-        "models": {
-            "tiny": {"source": str(make_tiny_bert(root / "tiny-bert", seed=0)), "pooling": "mean"},
-            "tiny-teacher": {"source": str(make_tiny_bert(root / "tiny-teacher", seed=1)), "pooling": "cls"},
-        },
-        "student": "tiny",
-        "teacher": "tiny-teacher",
-        "zeroshot": ["tiny"],
-        "train_data": {
-            **write_collection(root / "train", "train", n_queries=24, seed=0),
-            "validation_queries": 4,
-            "negatives": {"source": "bm25", "depth": 10, "per_positive": 1},
-            "validation": {"candidates": "bm25", "depth": 8},
-        },
-        "training": {"batch_size": 4, "max_epochs": 1, "validate_every": 2, "checkpoint_every": 2,
-                     "max_query_length": 16, "max_doc_length": 32, "learning_rate": 1e-3},
-        "experiments": OBJECTIVE_GRID,
-        "collections": {
-            "in-domain": {**write_collection(root / "test", "test", n_queries=10, seed=1), "binarize_at": 2},
-            "transfer": write_collection(root / "transfer", "transfer", n_queries=6, seed=2),
-        },
-        "retrieval": {"depth": 20, "shards": 2, "batch_size": 8},
-        "analysis": {"equivalence_margin": 0.05},
-    }
-
-
-def snakemake(workdir: Path, config: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+def snakemake(workdir: Path, config: Path | None, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run snakemake in ``workdir``; without ``config`` the Snakefile reads ``workdir/config.yaml``."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
-    result = subprocess.run([*SNAKEMAKE, "--directory", str(workdir), "--configfile", str(config), *args],
+    configfile = ["--configfile", str(config)] if config else []
+    result = subprocess.run([*SNAKEMAKE, "--directory", str(workdir), *configfile, *args],
                             capture_output=True, text=True, env=env, cwd=workdir)
     if check and result.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-8000:]}")
@@ -72,12 +43,12 @@ def snakemake(workdir: Path, config: Path, *args: str, check: bool = True) -> su
 
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("smoke")
-    config_path = root / "config.yaml"
-    config_path.write_text(yaml.safe_dump(smoke_config(root)))
+    """`snakemake --directory .test --cores 2` on a copy of .test, so the checkout stays clean."""
+    root = tmp_path_factory.mktemp("smoke") / "test"
+    shutil.copytree(TEST_DIR, root, ignore=shutil.ignore_patterns(*TEST_OUTPUTS))
     # The tiny jobs are dominated by single-threaded imports: one thread each lets two run at once on 2 cores.
-    snakemake(root, config_path, "--cores", "2", "--set-threads", *(f"{rule}=1" for rule in PARALLEL_RULES))
-    return root, config_path
+    snakemake(root, None, "--cores", "2", "--set-threads", *(f"{rule}=1" for rule in PARALLEL_RULES))
+    return root, None
 
 
 def test_full_dag_produces_every_output(smoke_run):
@@ -95,15 +66,30 @@ def test_full_dag_produces_every_output(smoke_run):
 
 def test_every_figure_table_and_the_report(smoke_run):
     root, config = smoke_run
-    for figure in ("tau", "data_efficiency", "training_curves", "speedup", "targets", "per_query", "negatives",
-                   "batching"):
+    for figure in FIGURES:
         for suffix in ("png", "pdf"):
             assert (root / "figures" / f"{figure}.{suffix}").stat().st_size > 0, (figure, suffix)
     markdown = (root / "figures/main_table.md").read_text()
     assert "Margin-MSE" in markdown and "TOST" in markdown
     assert (root / "figures/main_table.tex").read_text().count("\\begin{tabular}") == 2  # one per collection
     snakemake(root, config, "--report", "report.html")
-    assert (root / "report.html").stat().st_size > 10_000
+    results = report_results((root / "report.html").read_text())
+    expected = {f"figures/{figure}.png": "image/png" for figure in FIGURES}
+    expected |= {f"figures/report/{table}.html": "text/html" for table in REPORT_TABLES}
+    assert set(results) == set(expected)
+    for path, entry in results.items():
+        assert entry["mime_type"] == expected[path], path  # viewable in the browser, not a download
+        assert entry["data_uri"].startswith(f"data:{expected[path]}"), path
+        assert len(entry["caption"]) > 200 and "{{" not in entry["caption"], path  # rendered, not a stub
+    main = results["figures/report/main_table.html"]
+    assert "Margin-MSE" in base64.b64decode(main["data_uri"].split(",", 1)[1]).decode()
+
+
+def report_results(page: str) -> dict:
+    """The ``results`` object that Snakemake's HTML report embeds: path -> caption, mime type, data URI."""
+    match = re.search(r'<script id="results">\s*var results = (.*?);\s*</script>', page, re.S)
+    assert match, "no results block in report.html"
+    return json.loads(match[1])
 
 
 def test_runs_are_complete_and_strictly_ordered(smoke_run):
@@ -111,7 +97,7 @@ def test_runs_are_complete_and_strictly_ordered(smoke_run):
     run = root / "results/runs/in-domain/trained"
     files = sorted(run.rglob("*.trec"))
     assert files
-    queries = {line.split("\t")[0] for line in (root / "test/queries.tsv").read_text().splitlines()}
+    queries = {line.split("\t")[0] for line in (root / "data/test/queries.tsv").read_text().splitlines()}
     for path in files:
         by_query: dict[str, list[float]] = {}
         for line in path.read_text().splitlines():
@@ -170,6 +156,51 @@ def test_clustered_run_trains_on_the_shared_clustering(smoke_run):
     assert len(runs) == 1 and "objective~infonce" in str(runs[0])
 
 
+def test_every_trained_model_has_a_card_and_loads_in_sentence_transformers(smoke_run):
+    root, _ = smoke_run
+    model_dirs = sorted((root / "results/train").rglob("model"))
+    assert len(model_dirs) == 8
+    for model_dir in model_dirs:
+        card = (model_dir / "README.md").read_text()
+        assert card.startswith("---\nlibrary_name: sentence-transformers") and "Best validation nDCG@10" in card
+    assert (root / "results/models/tiny/README.md").is_file()
+    sentence_transformers = pytest.importorskip("sentence_transformers")
+    from margin_retrieval.models.encoders import Encoder
+
+    texts = ["cell protein gene", "the heart of patients"]
+    theirs = sentence_transformers.SentenceTransformer(str(model_dirs[0]), device="cpu").encode(texts)
+    assert abs(theirs - Encoder.load(model_dirs[0]).encode(texts, 32, precision="fp32")).max() <= 1e-5
+
+
+def test_every_system_and_collection_has_a_summary(smoke_run):
+    root, _ = smoke_run
+    with open(root / "figures/results.tsv") as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t"))
+    for row in rows:
+        summary = json.loads((root / f"results/summaries/{row['collection']}/{row['system']}.json").read_text())
+        assert summary["measures"][row["measure"]] == pytest.approx(float(row["value"]))
+        assert summary["scores"]["test"][0]["main_score"] == summary["measures"]["nDCG@10"]
+        assert summary["config"]["training"]["seed"] == summary["seed"]["training"]
+        assert (summary["training"] is None) == (row["kind"] == "zeroshot")
+
+
+def test_long_jobs_log_progress_without_carriage_returns(smoke_run):
+    root, _ = smoke_run
+    for rule in LONG_JOBS:
+        single = root / "results/logs" / f"{rule}.log"
+        files = [single] if single.is_file() else sorted((root / "results/logs" / rule).rglob("*.log"))
+        assert files, rule
+        for path in files:
+            text = path.read_text()
+            assert "\r" not in text, path
+            assert "/s, elapsed" in text and ", ETA " in text, path
+            # the last line: all work done, or (training) where it stopped, early stopping included
+            assert ("stopped (" in text) if rule == "train" else ("(100.0%)" in text), path
+    train_log = next((root / "results/logs/train").rglob("*.log")).read_text()
+    assert "validation at step 0: nDCG@10" in train_log and "patience left" in train_log
+    assert "triples/s" in train_log and "loss " in train_log
+
+
 def test_rerun_is_up_to_date(smoke_run):
     root, config = smoke_run
     result = snakemake(root, config, "--dry-run", "--quiet", "rules")
@@ -188,7 +219,7 @@ def test_default_config_dry_runs(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     # The job table's row of the train rule (a bare "train" would also match training_data and the data names).
     config = yaml.safe_load((REPO / "config.yaml").read_text())
-    runs = expand_experiments(config["experiments"], [config["student"]])
+    runs = expand_experiments(config["experiments"], [config["student"]], grid_defaults(config))
     assert re.search(rf"^train\s+{len(runs)}$", result.stdout, re.M), result.stdout
 
 

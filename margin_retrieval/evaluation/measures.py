@@ -27,6 +27,7 @@ from pandas.errors import Pandas4Warning
 from trectools import TrecEval, TrecQrel, TrecRun
 
 from margin_retrieval.io import write_json, write_tsv
+from margin_retrieval.progress import Progress
 from margin_retrieval.retrieval.runs import read_run
 
 log = logging.getLogger(__name__)
@@ -112,15 +113,15 @@ def _trectools_method(measure: ir_measures.Measure) -> str | None:
 def _crosscheck_frame(run: pd.DataFrame, qrels: Qrels, parsed: dict[str, ir_measures.Measure]) -> dict[str, float]:
     trec_run = _trectools_run(run, set(qrels))
     results = {}
+    checked = {name: measure for name, measure in parsed.items() if _trectools_method(measure) is not None}
+    progress = Progress(len(checked), "evaluate: trectools cross-check", unit="measures", logger=log)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Pandas4Warning)  # trectools' `inplace=` sorts, deprecated in pandas 3
-        for name, measure in parsed.items():
-            method = _trectools_method(measure)
-            if method is None:
-                continue
+        for name, measure in checked.items():
             level = None if measure.NAME == "nDCG" else measure.params.get("rel", 1)
             evaluator = TrecEval(trec_run, _trectools_qrels(qrels, level))
-            results[name] = float(getattr(evaluator, method)(depth=measure.params["cutoff"]))
+            results[name] = float(getattr(evaluator, _trectools_method(measure))(depth=measure.params["cutoff"]))
+            progress.update(extra=name)
     return results
 
 
@@ -141,7 +142,9 @@ def evaluate_and_crosscheck(run_path: str | os.PathLike, qrels: Qrels, measures:
     """
     parsed = parse_measures(measures, binarize_at)
     run = _run_frame(run_path, qrels)
+    log.info("evaluate: %d measures, %d run lines, %d judged queries", len(parsed), len(run), len(qrels))
     aggregate, rows = _evaluate_frame(run, qrels, parsed)
+    log.info("evaluate: ir_measures done")
     crosscheck = {name: {"ir_measures": aggregate[name], "trectools": value,
                          "agree": abs(aggregate[name] - value) <= tolerance}
                   for name, value in _crosscheck_frame(run, qrels, parsed).items()}

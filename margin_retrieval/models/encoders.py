@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from margin_retrieval.models.device import autocast_context
+from margin_retrieval.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -230,16 +231,16 @@ class Encoder:
         return self.embed_tokens(self.tokenize(texts, max_length))
 
     def encode(self, texts: list[str], max_length: int, batch_size: int = 64, precision: str = "auto",
-               normalize: bool | None = None) -> np.ndarray:
+               normalize: bool | None = None, progress: str | None = None) -> np.ndarray:
         """float32 embeddings [N, d] in the order of ``texts``; rows L2-normalised if ``normalize`` (default: if the
         model's similarity is cosine; a dot-product model's inner products are its scores as trained).
 
         Runs in eval mode (dropout off; the model's mode is restored afterwards) and sorts the texts by length so
-        that each batch pads little.
+        that each batch pads little. ``progress`` names the work in progress lines of the job log (none if None).
         """
         texts = list(texts)
         return self._encode_batches(lambda rows: self.tokenize([texts[i] for i in rows], max_length),
-                                    longest_first(texts), batch_size, precision, normalize)
+                                    longest_first(texts), batch_size, precision, normalize, progress)
 
     def encode_tokens(self, rows: Sequence[Sequence[int]], order: Sequence[int], batch_size: int = 64,
                       precision: str = "auto", normalize: bool | None = None) -> np.ndarray:
@@ -248,12 +249,13 @@ class Encoder:
         return self._encode_batches(lambda batch: [rows[i] for i in batch], order, batch_size, precision, normalize)
 
     def _encode_batches(self, tokens_of: Callable[[list[int]], list], order: Sequence[int], batch_size: int,
-                        precision: str, normalize: bool | None) -> np.ndarray:
+                        precision: str, normalize: bool | None, progress: str | None = None) -> np.ndarray:
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         if normalize is None:
             normalize = self.similarity == "cosine"
         out = np.empty((len(order), self.dimension), dtype=np.float32)
+        tracker = Progress(len(order), progress, unit="texts", logger=log) if progress else None
         was_training = self.model.training
         self.model.eval()
         try:
@@ -264,6 +266,8 @@ class Encoder:
                     if normalize:
                         pooled = torch.nn.functional.normalize(pooled, dim=-1)
                     out[rows] = pooled.cpu().numpy()
+                    if tracker:
+                        tracker.update(len(rows))
         finally:
             self.model.train(was_training)
         return out

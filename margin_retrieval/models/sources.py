@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from margin_retrieval.models.card import base_card, write_card
 from margin_retrieval.models.source_kind import model_source_kind
 from margin_retrieval.models.encoders import Encoder, _check_pooling
 from margin_retrieval.io import atomic_path
@@ -209,11 +210,13 @@ def load_source(source: str, pooling: str) -> Encoder:
 
 
 def prepare_model(source: str, pooling: str, out_dir: Path | str) -> Path:
-    """Write the model directory for ``source`` to ``out_dir`` atomically (a failed job leaves nothing behind)."""
+    """Write the model directory for ``source`` to ``out_dir`` atomically (a failed job leaves nothing behind),
+    with a model card (README.md) naming the source."""
     out_dir = Path(out_dir)
     encoder = load_source(source, pooling)
     with atomic_path(out_dir) as tmp:
         encoder.save(tmp)
+        write_card(tmp, base_card(out_dir.name, source, pooling))
     log.info("wrote %s (%s, %d-d, %.1fM parameters, %s pooling)", out_dir, type(encoder.model).__name__,
              encoder.dimension, sum(p.numel() for p in encoder.model.parameters()) / 1e6, pooling)
     return out_dir

@@ -39,7 +39,8 @@ def encode_docs_shard(encoder: Encoder, dataset, scatteritem: str, max_length: i
     for doc_id, text in collections.docs_slice(dataset, start, stop):
         ids.append(doc_id)
         texts.append(text)
-    embeddings = encoder.encode(texts, max_length, batch_size, precision)
+    embeddings = encoder.encode(texts, max_length, batch_size, precision,
+                                progress=f"encode_docs shard {shard}/{n_shards}")
     save_embeddings(out, np.asarray(ids), embeddings.astype(np.float16) if fp16 else embeddings)
     return len(ids)
 
@@ -47,6 +48,7 @@ def encode_docs_shard(encoder: Encoder, dataset, scatteritem: str, max_length: i
 def encode_queries(encoder: Encoder, dataset, max_length: int, batch_size: int, precision: str, out: Path) -> int:
     queries = collections.queries(dataset)
     ids = sorted(queries)
-    embeddings = encoder.encode([queries[q] for q in ids], max_length, batch_size, precision)
+    embeddings = encoder.encode([queries[q] for q in ids], max_length, batch_size, precision,
+                                progress="encode_queries")
     save_embeddings(out, np.asarray(ids), embeddings)
     return len(ids)

@@ -176,10 +176,13 @@ def search_files(queries_path: str | os.PathLike, docs_path: str | os.PathLike, 
     """The search rule: one shard's embeddings file -> its top-k file."""
     query_ids, query_emb = load_embeddings(queries_path)
     doc_ids, doc_emb = load_embeddings(docs_path)
+    # One faiss call per shard: a line before it says what is running, the one after how long it took.
+    log.info("searching %d docs (%s) with %d queries for the top %d", len(doc_ids), index_factory, len(query_ids), k)
     start = time.perf_counter()
     topk = search_shard(query_ids, query_emb, doc_ids, doc_emb, k, index_factory, threads, search_params)
-    log.info("searched %d docs (%s, %s) with %d queries in %.1f s", len(doc_ids), index_factory, doc_emb.dtype,
-             len(query_ids), time.perf_counter() - start)
+    seconds = time.perf_counter() - start
+    log.info("searched %d docs (%s, %s) with %d queries in %.1f s (%.1f queries/s)", len(doc_ids), index_factory,
+             doc_emb.dtype, len(query_ids), seconds, len(query_ids) / max(seconds, 1e-9))
     save_topk(out_path, topk)
     return topk
 

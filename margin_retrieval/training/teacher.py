@@ -36,9 +36,9 @@ def score_triples(encoder: Encoder, triples: Iterable[tuple[str, str, str]], que
     normalize = similarity == "cosine"
     log.info("teacher: encoding %d queries and %d documents (%s)", len(qids), len(doc_ids), similarity)
     query_emb = encoder.encode([query_text[q] for q in qids], max_query_length, batch_size, precision,
-                               normalize=normalize)
+                               normalize=normalize, progress="score_teacher queries")
     doc_emb = encoder.encode([doc_text[d] for d in doc_ids], max_doc_length, batch_size, precision,
-                             normalize=normalize)
+                             normalize=normalize, progress="score_teacher documents")
     q_row = {q: i for i, q in enumerate(qids)}
     d_row = {d: i for i, d in enumerate(doc_ids)}
     q_index = np.array([q_row[q] for q, _, _ in triples], dtype=np.int64)

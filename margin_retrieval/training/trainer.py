@@ -24,7 +24,9 @@ import torch
 
 from margin_retrieval.io import atomic_path
 from margin_retrieval.models.device import autocast_context, resolve_device
+from margin_retrieval.models.card import write_card
 from margin_retrieval.models.encoders import Encoder
+from margin_retrieval.progress import Progress
 from margin_retrieval.training.batching import batch_plan, total_steps
 from margin_retrieval.training.config import TrainConfig
 from margin_retrieval.training.data import TrainingData
@@ -152,6 +154,9 @@ class Trainer:
                 self.encoder.save(tmp)
         else:
             self.state["bad_validations"] += 1
+        log.info("validation at step %d: nDCG@10 %.4f, best %.4f (step %d), patience left %d of %d",
+                 self.state["step"], value, self.state["best_value"], self.state["best_step"],
+                 self.config.patience - self.state["bad_validations"], self.config.patience)
         return self.state["bad_validations"] >= self.config.patience
 
     def _train_step(self) -> None:
@@ -180,7 +185,10 @@ class Trainer:
         lr = self.scheduler.get_last_lr()[0]
         self.scheduler.step()
         self.state["step"] += 1
-        if self.state["step"] % config.log_every == 0 or self.state["step"] == self.steps:
+        logged = self.state["step"] % config.log_every == 0 or self.state["step"] == self.steps
+        self._progress.update(1, force=logged, extra=lambda: f"loss {output.loss.item():.4g}, lr {lr:.3g}, "
+                              f"{self._progress.rate * config.batch_size:.1f} triples/s")
+        if logged:
             targets = output.targets.detach().float() if output.targets is not None else None
             self._log("train", loss=output.loss.item(), lr=lr,
                       target_mean=None if targets is None else targets.mean().item(),
@@ -198,6 +206,7 @@ class Trainer:
             self._log("start", total_steps=self.steps, triples=len(self.data.triples), device=str(self.device))
             self._validate_and_maybe_stop()  # step 0: the untrained model is the first candidate
             self._save_checkpoint()
+        self._progress = Progress(self.steps, "train", unit="steps", logger=log, start=self.state["step"])
         reason = "max_steps"
         while self.state["step"] < self.steps:
             self._train_step()
@@ -213,12 +222,17 @@ class Trainer:
         summary = {"best_step": self.state["best_step"], "best_value": self.state["best_value"],
                    "stopped_reason": reason}
         self._log("end", **summary)
+        log.info("stopped (%s) at step %d of %d: best validation nDCG@10 %.4f at step %d", reason, self.state["step"],
+                 self.steps, self.state["best_value"], self.state["best_step"])
         return summary
 
-    def export(self, model_out: Path, log_out: Path) -> None:
-        """Publish the best model and the log under their final names, then drop the checkpoints."""
+    def export(self, model_out: Path, log_out: Path, card: str | None = None) -> None:
+        """Publish the best model (with its model card ``card`` as README.md) and the log under their final names,
+        then drop the checkpoints."""
         with atomic_path(model_out) as tmp:
             shutil.copytree(self.best_dir, tmp)
+            if card is not None:
+                write_card(tmp, card)
         with atomic_path(log_out) as tmp:
             shutil.copyfile(self.log_path, tmp)
         shutil.rmtree(self.work_dir, ignore_errors=True)
