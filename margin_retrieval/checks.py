@@ -63,19 +63,16 @@ def _describe(error) -> Iterator[str]:
             hint = f"did you mean {close[0]!r}?" if close else f"valid keys: {', '.join(valid)}"
             yield f"unknown key {path!r} ({'top level' if not where else 'under ' + repr(where)}): {hint}"
         return
-    if error.validator in ("oneOf", "anyOf"):
+    if error.validator == "oneOf":  # jsonschema's own message would print the whole value
         options = " | ".join(_branch(branch) for branch in error.validator_value)
         yield f"{where or 'the config'}: expected exactly one of: {options}"
-        return
-    if error.validator == "required":
-        yield f"{where or 'the config'}: {error.message}"
         return
     message = error.message if len(error.message) <= 160 else error.message[:157] + "..."
     yield f"{where or 'the config'}: {message}"
 
 
 def _branch(schema: Mapping) -> str:
-    """A short description of one alternative of a oneOf/anyOf."""
+    """A short description of one alternative of a oneOf."""
     if "required" in schema:
         return "keys " + ", ".join(schema["required"])
     if schema.get("type") == "array":
