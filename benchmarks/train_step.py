@@ -128,6 +128,8 @@ def main() -> None:
     parser = arguments(__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=4, help="steps per block (the first one is not counted)")
     parser.add_argument("--triples", type=int, default=640)
+    parser.add_argument("--losses", nargs="+", default=["MarginMSE", "MNRL"], choices=["MarginMSE", "MNRL"],
+                        help="sentence-transformers losses to race")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     from margin_retrieval.training.data import TrainingData
@@ -146,7 +148,7 @@ def main() -> None:
         for precision in precisions():
             contestants["ours", precision] = ours_block(model, data, precision, args.steps, Path(work))
             contestants["plain loop", precision] = plain_block(model, data, precision, args.steps)
-            for loss_name in ("MarginMSE", "MNRL"):
+            for loss_name in args.losses:
                 contestants[f"ST trainer {loss_name}", precision] = st_block(model, data, precision, args.steps,
                                                                            loss_name, Path(work))
         seconds = interleaved(contestants, args.reps)
