@@ -6,7 +6,7 @@ import csv
 import html
 from pathlib import Path
 
-from margin_retrieval.report_pages import markdown_to_html, write_table_page
+from margin_retrieval.analysis.report_pages import markdown_to_html, write_table_page
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -4,6 +4,6 @@ from margin_retrieval.logs import setup_job_logging
 
 setup_job_logging(snakemake.log[0])
 
-from margin_retrieval.report_pages import write_table_page
+from margin_retrieval.analysis.report_pages import write_table_page
 
 write_table_page(snakemake.input[0], snakemake.output[0], snakemake.params.title)

@@ -27,45 +27,20 @@ when the package is imported.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
 import logging
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from margin_retrieval.data.local_formats import BEIR_QRELS_HEADER, check_local_files, first_line
+from margin_retrieval.data.home import configure_home, home_lock, home_path  # noqa: F401 (part of this API)
+from margin_retrieval.data.local_collections import LOCAL_KEYS, load_local, local_paths  # noqa: F401 (API)
+from margin_retrieval.data.local_formats import check_local_files
 from margin_retrieval.io import write_json
 
 log = logging.getLogger(__name__)
 
-LOCAL_KEYS = ("docs", "queries", "qrels")
-DOCS_FORMATS = ("tsv", "trec", "jsonl")
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# home
-
-
-def configure_home(home: str | os.PathLike | None) -> None:
-    """Point ``IR_DATASETS_HOME`` at ``home`` (made absolute); ``None`` keeps the environment's default."""
-    if home is None:
-        return
-    path = str(Path(home).expanduser().resolve())
-    previous = os.environ.get("IR_DATASETS_HOME")
-    if "ir_datasets" in sys.modules and previous != path:
-        # Built-in datasets (e.g. beir/*) computed their paths at import: they would keep the old home.
-        log.warning("ir_datasets was imported before configure_home(%s) (home was %s): built-in datasets keep "
-                    "the old cache paths; call configure_home first", path, previous)
-    os.environ["IR_DATASETS_HOME"] = path
-    Path(path).mkdir(parents=True, exist_ok=True)
-
-
-def home_path() -> Path:
-    return Path(os.environ.get("IR_DATASETS_HOME", Path.home() / ".ir_datasets"))
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -80,7 +55,7 @@ def load(spec: dict, name: str):
     """The ``ir_datasets`` dataset of a spec (an ir_datasets id, or local files registered under ``local/...``)."""
     if not is_local(spec):
         return load_id(spec["dataset"])
-    return _load_local(spec, name)
+    return load_local(spec, name)
 
 
 def load_id(dataset_id: str):
@@ -90,130 +65,6 @@ def load_id(dataset_id: str):
         return ir_datasets.load(dataset_id)
     except KeyError:
         raise ValueError(f"unknown ir_datasets id {dataset_id!r} (see https://ir-datasets.com for the ids)") from None
-
-
-def local_paths(spec: dict, name: str) -> dict[str, Path]:
-    """The local files of a spec, checked to exist (FileNotFoundError names the config key)."""
-    missing = [key for key in LOCAL_KEYS if not spec.get(key)]
-    if missing:
-        raise ValueError(f"collection {name!r}: a local collection needs {', '.join(LOCAL_KEYS)}; missing {missing}")
-    paths = {}
-    for key in LOCAL_KEYS:
-        path = Path(spec[key]).expanduser()
-        if not path.exists():
-            raise FileNotFoundError(f"collection {name!r}: the file of config key {key!r} does not exist: {path} "
-                                    f"(relative paths are relative to {Path.cwd()})")
-        paths[key] = path.resolve()
-    return paths
-
-
-def _fingerprint(paths: dict[str, Path], docs_format: str) -> str:
-    digest = hashlib.sha256(docs_format.encode())
-    for key in LOCAL_KEYS:
-        stat = paths[key].stat()
-        digest.update(f"\0{key}\0{paths[key]}\0{stat.st_size}\0{stat.st_mtime_ns}".encode())
-    return digest.hexdigest()[:16]
-
-
-def _link(target: Path, link: Path) -> Path:
-    """A symlink ``link`` -> ``target`` (created atomically; an existing one is kept)."""
-    if link.is_symlink() and Path(os.readlink(link)) == target:
-        return link
-    link.parent.mkdir(parents=True, exist_ok=True)
-    tmp = link.with_name(f".{link.name}.{os.getpid()}.tmp")
-    if tmp.is_symlink() or tmp.exists():
-        tmp.unlink()
-    os.symlink(target, tmp)
-    os.replace(tmp, link)
-    return link
-
-
-def _load_local(spec: dict, name: str):
-    import ir_datasets
-    from ir_datasets.datasets.base import Dataset
-    from ir_datasets.formats import TrecDocs, TrecQrels, TsvDocs, TsvQueries
-    from ir_datasets.util import LocalDownload
-
-    docs_format = spec.get("docs_format", "tsv")
-    if docs_format not in DOCS_FORMATS:
-        raise ValueError(f"collection {name!r}: docs_format must be one of {DOCS_FORMATS}, not {docs_format!r}")
-    paths = local_paths(spec, name)
-    key = _fingerprint(paths, docs_format)
-    registry_name = f"local/{name}/{key}"
-    if registry_name in set(ir_datasets.registry):
-        return ir_datasets.load(registry_name)
-
-    work = home_path() / "local" / name / key
-    suffix = "".join(paths["docs"].suffixes[-1:]) if docs_format == "trec" else f".{docs_format}"
-    docs_link = _link(paths["docs"], work / f"docs{suffix}")
-    (work / "source.json").write_text(json.dumps({k: str(v) for k, v in paths.items()} | {"docs_format": docs_format},
-                                                 indent=2) + "\n")
-    if docs_format == "tsv":
-        docs = TsvDocs(LocalDownload(docs_link))  # docstore: <docs_link>.pklz4, inside the home
-    elif docs_format == "trec":
-        docs = TrecDocs(LocalDownload(docs_link), docstore_path=f"{work / 'docs'}.pklz4")
-    else:
-        docs = _BeirJsonlDocs(LocalDownload(docs_link), docstore_path=f"{docs_link}.pklz4")
-
-    if paths["queries"].suffix.lower() == ".jsonl":
-        queries = _BeirJsonlQueries(LocalDownload(paths["queries"]))
-    else:
-        queries = TsvQueries(LocalDownload(paths["queries"]))
-
-    if first_line(paths["qrels"]).strip() == BEIR_QRELS_HEADER:
-        from ir_datasets.datasets.beir import BeirQrels
-
-        qrels = BeirQrels(LocalDownload(paths["qrels"]), qrels_defs={})
-    else:
-        qrels = TrecQrels(LocalDownload(paths["qrels"]), {})
-
-    dataset = Dataset(docs, queries, qrels)
-    if registry_name not in set(ir_datasets.registry):
-        ir_datasets.registry.register(registry_name, dataset)
-    return ir_datasets.load(registry_name)
-
-
-def _beir_jsonl_classes():
-    """JSONL readers that tolerate a missing title (BEIR's own reader needs every field)."""
-    from ir_datasets.datasets.beir import BeirTitleDoc
-    from ir_datasets.formats import GenericQuery
-    from ir_datasets.formats.jsonl import JsonlDocs, JsonlQueries
-
-    class BeirJsonlDocs(JsonlDocs):
-        def __init__(self, dlc, docstore_path):
-            super().__init__(dlc, doc_cls=BeirTitleDoc, docstore_path=docstore_path)
-
-        def _iter(self):
-            with self._dlcs[0].stream() as handle:
-                for line in handle:
-                    if line.strip():
-                        data = json.loads(line)
-                        yield BeirTitleDoc(str(data["_id"]), data.get("text") or "", data.get("title") or "")
-
-    class BeirJsonlQueries(JsonlQueries):
-        def __init__(self, dlc):
-            super().__init__(dlc, query_cls=GenericQuery)
-
-        def _iter(self):
-            with self._dlcs[0].stream() as handle:
-                for line in handle:
-                    if line.strip():
-                        data = json.loads(line)
-                        yield GenericQuery(str(data["_id"]), data["text"])
-
-    return BeirJsonlDocs, BeirJsonlQueries
-
-
-def _BeirJsonlDocs(dlc, docstore_path):  # noqa: N802 (a class factory, imported lazily)
-    return _beir_jsonl_classes()[0](dlc, docstore_path)
-
-
-def _BeirJsonlQueries(dlc):  # noqa: N802
-    return _beir_jsonl_classes()[1](dlc)
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# accessors
 
 
 def doc_text(doc) -> str:
@@ -271,21 +122,6 @@ def _mirror_builders():
 
     # mirror key -> (cache file it fills, relative to the ir_datasets home; builder(mirror_dir, out_file))
     return {"beir/scifact": ("beir/scifact/source.zip", rebuild_beir_zip)}
-
-
-@contextlib.contextmanager
-def home_lock() -> Iterator[None]:
-    """An exclusive lock on the ir_datasets home, across processes of this machine."""
-    import fcntl
-
-    path = home_path()
-    path.mkdir(parents=True, exist_ok=True)
-    with open(path / ".margin_retrieval.lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def matching_mirror(dataset_id: str, mirrors: dict[str, str] | None) -> str | None:

@@ -100,6 +100,8 @@ def onnx_to_bert(onnx_path: Path | str, num_attention_heads: int | None = None):
     ``<prefix>.bias``, so the weight is ``<prefix>.weight``, transposed. The shape of the config is read from the
     weights; the number of heads from the attention's reshape constants [..., heads, head_dim].
     """
+    # One function on purpose (65 lines): the graph walk, the name mapping and the config it implies are read
+    # together against the ONNX export; split, each part would need the others' intermediate tables.
     import onnx
     from onnx import numpy_helper
     from transformers import BertConfig, BertModel
