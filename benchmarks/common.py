@@ -142,3 +142,16 @@ def _cell(value) -> str:
     if isinstance(value, float):
         return f"{value:.3g}" if abs(value) < 100 else f"{value:.0f}"
     return str(value)
+
+
+def train_config(**fields):
+    """A ``TrainConfig`` with the schema's training defaults (the one source of defaults), ``fields`` replaced; the run
+    columns (objective, in_batch, tau, batching, seed) default to one plain full-data run."""
+    import dataclasses
+
+    from margin_retrieval.training.config import TrainConfig
+    from tests.configs import settings  # the schema-validated minimal config the tests use
+
+    run = {"objective": "margin_mse", "in_batch": False, "tau": None, "batching": "random", "seed": 0}
+    run |= {key: fields.pop(key) for key in list(fields) if key in run}
+    return dataclasses.replace(TrainConfig.from_config(settings().training, run), **fields)

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common import arguments, scifact, student, triples
+from common import arguments, scifact, student, train_config, triples
 
 FIRST_STEP_TOLERANCE, LATER_STEPS_TOLERANCE, MIN_COSINE = 0.02, 0.15, 0.999
 
@@ -30,10 +30,9 @@ FIRST_STEP_TOLERANCE, LATER_STEPS_TOLERANCE, MIN_COSINE = 0.02, 0.15, 0.999
 def train_losses(model: Path, data, device: str, precision: str, steps: int, work: Path) -> tuple[list[float], float,
                                                                                                  str]:
     """Losses of ``steps`` steps of our Trainer, triples/s, and the optimizer's class name."""
-    from margin_retrieval.training.config import TrainConfig
     from margin_retrieval.training.trainer import Trainer
 
-    config = TrainConfig(objective="margin_mse", precision=precision, device=device, batch_size=32, seed=0)
+    config = train_config(objective="margin_mse", precision=precision, device=device, batch_size=32, seed=0)
     trainer = Trainer(model, data, config, work / f"{device}-{precision}")
     trainer._resume()  # creates the work directory, as fit() does
     trainer._clock_start = time.perf_counter()

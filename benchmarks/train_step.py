@@ -17,17 +17,16 @@ from pathlib import Path
 
 import torch
 
-from common import Report, arguments, interleaved, precisions, scifact, student, triples
+from common import Report, arguments, interleaved, precisions, scifact, student, train_config, triples
 
 BATCH, QUERY_LENGTH, DOC_LENGTH = 32, 32, 128
 
 
 def ours_block(model: Path, data, precision: str, steps: int, work: Path):
     """Our Trainer's step, the loop of ``Trainer.fit`` without its validations and checkpoints."""
-    from margin_retrieval.training.config import TrainConfig
     from margin_retrieval.training.trainer import Trainer
 
-    config = TrainConfig(objective="margin_mse", precision=precision, batch_size=BATCH, max_query_length=QUERY_LENGTH,
+    config = train_config(objective="margin_mse", precision=precision, batch_size=BATCH, max_query_length=QUERY_LENGTH,
                          max_doc_length=DOC_LENGTH)
     trainer = Trainer(model, data, config, work / f"ours-{precision}")
     trainer._resume()  # creates the work directory, as fit() does

@@ -72,6 +72,8 @@ class Trainer:
         self.batches = batch_plan(len(data.triples), config, data.clusters)
         self.state = {"step": 0, "seconds": 0.0, "best_value": -math.inf, "best_step": None, "bad_validations": 0,
                       "log_lines": 0}
+        # Progress lines of the job log; fit() restarts it at the resumed step (set here so a bare step works too).
+        self._progress = Progress(self.steps, "train", unit="steps", logger=log)
 
     def _fp16(self) -> bool:
         return self.config.precision == "fp16" or self.config.precision == "auto"
