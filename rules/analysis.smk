@@ -55,6 +55,24 @@ rule tables:
         "../workflow_scripts/tables.py"
 
 
+rule training_summary:
+    input:
+        manifest="results/systems.json",
+        results="figures/results.tsv",
+        logs=train_logs(),
+    output:
+        tsv="figures/training_summary.tsv",
+        json="figures/validation_agreement.json",
+    log:
+        "results/logs/training_summary.log",
+    benchmark:
+        "results/benchmarks/training_summary.tsv"
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../workflow_scripts/training_summary.py"
+
+
 rule figure_tau:
     input:
         results="figures/results.tsv",

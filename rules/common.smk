@@ -327,12 +327,14 @@ REPORT_TABLES = {
     "main_table": "figures/main_table.md",
     "results": "figures/results.tsv",
     "speedup": "figures/speedup.tsv",
+    "training_summary": "figures/training_summary.tsv",
 }
 
 TABLE_TITLES = {
     "main_table": "Main results with significance and equivalence tests",
     "results": "Every evaluation result (long form)",
     "speedup": "The numbers behind the speed-up figure",
+    "training_summary": "How each training run ended, with its best validation and test nDCG@10",
 }
 
 
@@ -345,6 +347,7 @@ def all_targets():
             for system in all_systems()
         ],
         "figures/main_table.md",
+        "figures/validation_agreement.json",
         *[f"figures/{figure}.png" for figure in FIGURES],
         *[f"figures/report/{table}.html" for table in REPORT_TABLES],
     ]

@@ -25,7 +25,7 @@ PARALLEL_RULES = ("prepare_model", "score_teacher", "train", "encode_docs", "enc
 # .test/config.yaml trains every objective once (static in its original in-batch form), adaptive at two fractions.
 TRAINED = {"static/true", "adaptive/false", "distributed/false", "margin_mse/false", "infonce/false"}
 FIGURES = ("tau", "data_efficiency", "training_curves", "speedup", "targets", "per_query", "negatives", "batching")
-REPORT_TABLES = ("main_table", "results", "speedup")
+REPORT_TABLES = ("main_table", "results", "speedup", "training_summary")
 LONG_JOBS = ("train", "score_teacher", "encode_docs", "encode_queries")
 TEST_OUTPUTS = ("results", "figures", "resources", ".snakemake", "report.html")  # .test/.gitignore
 
@@ -83,6 +83,17 @@ def test_every_figure_table_and_the_report(smoke_run):
         assert len(entry["caption"]) > 200 and "{{" not in entry["caption"], path  # rendered, not a stub
     main = results["figures/report/main_table.html"]
     assert "Margin-MSE" in base64.b64decode(main["data_uri"].split(",", 1)[1]).decode()
+
+
+def test_training_summary_covers_every_trained_run(smoke_run):
+    root, _ = smoke_run
+    runs = {str(log.parent.relative_to(root / "results/train")) for log in (root / "results/train").rglob("train_log.jsonl")}
+    with open(root / "figures/training_summary.tsv") as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t"))
+    assert {row["system"].removeprefix("trained/") for row in rows} == runs
+    agreement = json.loads((root / "figures/validation_agreement.json").read_text())
+    assert agreement["n_runs"] == len(runs) == sum(agreement["stopped"].values())
+    assert set(agreement["collections"]) == {"in-domain", "transfer"}
 
 
 def report_results(page: str) -> dict:

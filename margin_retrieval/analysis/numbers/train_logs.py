@@ -22,8 +22,9 @@ VALIDATION_COLUMNS = ["step", "triples_seen", "seconds", TEST_MEASURE]
 
 
 def read_train_log(path: PathLike) -> dict:
-    """A ``train_log.jsonl`` as ``{"train": DataFrame, "validation": DataFrame, "end": dict | None}``."""
-    events: dict[str, list[dict]] = {"train": [], "validation": [], "end": []}
+    """A ``train_log.jsonl`` as ``{"train": DataFrame, "validation": DataFrame, "start": dict | None,
+    "end": dict | None}`` (a resumed job has one start record, of its first attempt)."""
+    events: dict[str, list[dict]] = {"train": [], "validation": [], "start": [], "end": []}
     with open(path) as handle:
         for line in handle:
             if line.strip():
@@ -35,7 +36,8 @@ def read_train_log(path: PathLike) -> dict:
     for frame in (train, validation):
         for column in frame.columns:
             frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
-    return {"train": train, "validation": validation, "end": events["end"][-1] if events["end"] else None}
+    return {"train": train, "validation": validation, "start": events["start"][0] if events["start"] else None,
+            "end": events["end"][-1] if events["end"] else None}
 
 
 def read_benchmark(path: PathLike | None) -> dict | None:
