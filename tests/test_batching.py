@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 
 from margin_retrieval.io import save_embeddings, write_tsv
-from margin_retrieval.training.batching import ClusteredBatches, batch_indices, batch_plan, clustered_epoch
+from margin_retrieval.training.batching import (
+    ClusteredBatches, batch_indices, batch_plan, clustered_epoch, epoch_seed,
+)
 from margin_retrieval.training.clustering import (cluster_examples, cluster_statistics, example_embeddings,
                                                   lookup_embeddings, n_clusters_for)
 from margin_retrieval.training.config import TrainConfig
@@ -89,6 +91,22 @@ def test_clustered_batches_are_a_pure_function_of_seed_and_epoch():
     assert expected[:per_epoch] != expected[per_epoch : 2 * per_epoch]  # every epoch is shuffled anew
     other_seed = ClusteredBatches(clusters, config(batching="clustered", batch_size=6, seed=8))
     assert [other_seed(step) for step in steps] != expected
+
+
+def test_no_two_seeds_share_an_epoch_of_batches():
+    """seed + epoch seeding gave seed 1's first epoch to seed 0's second; every (seed, epoch) must differ."""
+    per_epoch = math.ceil(40 / 4)
+    orders = {}
+    for seed in (0, 1, 2):
+        cfg = config(seed=seed, max_epochs=3)
+        for epoch in range(3):
+            orders[(seed, epoch)] = [tuple(batch_indices(40, cfg, epoch * per_epoch + i)) for i in range(per_epoch)]
+    assert len(set(map(tuple, orders.values()))) == len(orders)
+    clusters = [i % 5 for i in range(40)]
+    assert clustered_epoch(clusters, 4, seed=0, epoch=1) != clustered_epoch(clusters, 4, seed=1, epoch=0)
+    assert epoch_seed(7, 0) == 7  # epoch 0 keeps the run's seed
+    with pytest.raises(ValueError, match="seed"):
+        epoch_seed(-1, 0)
 
 
 def test_random_batching_is_todays_seeded_permutation():

@@ -87,7 +87,8 @@ def test_every_figure_table_and_the_report(smoke_run):
 
 def test_training_summary_covers_every_trained_run(smoke_run):
     root, _ = smoke_run
-    runs = {str(log.parent.relative_to(root / "results/train")) for log in (root / "results/train").rglob("train_log.jsonl")}
+    train = root / "results/train"
+    runs = {str(log.parent.relative_to(train)) for log in train.rglob("train_log.jsonl")}
     with open(root / "figures/training_summary.tsv") as handle:
         rows = list(csv.DictReader(handle, delimiter="\t"))
     assert {row["system"].removeprefix("trained/") for row in rows} == runs
@@ -231,6 +232,20 @@ def test_default_config_dry_runs(tmp_path):
     # The job table's row of the train rule (a bare "train" would also match training_data and the data names).
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     runs = expand_experiments(config["experiments"], [config["student"]], grid_defaults(config))
+    assert re.search(rf"^train\s+{len(runs)}$", result.stdout, re.M), result.stdout
+
+
+@pytest.mark.parametrize("overlay", ["scifact_core.yaml", "scifact_full.yaml"])
+def test_scifact_grids_dry_run_with_one_train_job_per_run(overlay):
+    result = subprocess.run([*SNAKEMAKE, "--dry-run", "--forceall", "--quiet", "rules", "--directory", str(REPO),
+                             "--configfile", "config.yaml", f"config/{overlay}"],
+                            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=REPO)
+    assert result.returncode == 0, result.stdout + result.stderr
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    grid = yaml.safe_load((REPO / "config" / overlay).read_text())
+    config["training"].update(grid.get("training", {}))
+    runs = expand_experiments({**config["experiments"], **grid["experiments"]}, [config["student"]],
+                              grid_defaults(config))
     assert re.search(rf"^train\s+{len(runs)}$", result.stdout, re.M), result.stdout
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from typing import Callable, Sequence
 
+import numpy as np
 import torch
 
 from margin_retrieval.config import Batching
@@ -27,11 +28,20 @@ def total_steps(n_triples: int, config: TrainConfig) -> int:
     return min(steps, config.max_steps) if config.max_steps else steps
 
 
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The generator seed of one epoch. ``seed + epoch`` gave seed 1's first epoch to seed 0's second, so seeds were
+    not independent over several epochs; later epochs draw their seed from ``SeedSequence((seed, epoch))`` instead
+    (torch's CPU generator keeps only 32 bits, so no bit packing). Epoch 0 keeps the run's seed, as before."""
+    if seed < 0:
+        raise ValueError(f"training seed {seed} is negative")
+    return seed if epoch == 0 else int(np.random.SeedSequence((seed, epoch)).generate_state(1)[0])
+
+
 def batch_indices(n_triples: int, config: TrainConfig, step: int) -> list[int]:
     """The triples of a global step: each epoch is a seeded permutation, so a resumed job sees the same batches."""
     per_epoch = math.ceil(n_triples / config.batch_size)
     epoch, position = divmod(step, per_epoch)
-    generator = torch.Generator().manual_seed(config.seed + epoch)
+    generator = torch.Generator().manual_seed(epoch_seed(config.seed, epoch))
     order = torch.randperm(n_triples, generator=generator)
     return order[position * config.batch_size : (position + 1) * config.batch_size].tolist()
 
@@ -39,14 +49,14 @@ def batch_indices(n_triples: int, config: TrainConfig, step: int) -> list[int]:
 def clustered_epoch(clusters: Sequence[int], batch_size: int, seed: int, epoch: int) -> list[list[int]]:
     """The batches of one epoch, each filled from one cluster as far as the cluster sizes allow.
 
-    Each cluster's members are shuffled (seeded by ``seed + epoch``) and cut into full batches. What is left of each
+    Each cluster's members are shuffled (seeded by ``epoch_seed(seed, epoch)``) and cut into full batches. What is left of each
     cluster (fewer than ``batch_size`` triples) is concatenated in cluster-id order and cut into batches as well: the
     clustering numbers clusters along a nearest-centroid chain, so a packed leftover batch spans neighbouring clusters.
     Every triple appears exactly once, and the epoch has ``ceil(n / B)`` batches like a random epoch: F full cluster
     batches leave L = n - F * B leftovers, which fill ceil(L / B) batches, and F + ceil(L / B) = ceil(n / B). The
     batches are shuffled; the one partial batch, if any, comes last, as in a random epoch.
     """
-    generator = torch.Generator().manual_seed(seed + epoch)
+    generator = torch.Generator().manual_seed(epoch_seed(seed, epoch))
     members: dict[int, list[int]] = {}
     for index, cluster in enumerate(clusters):
         members.setdefault(int(cluster), []).append(index)
