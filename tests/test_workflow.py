@@ -225,28 +225,30 @@ def test_lint_is_clean():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_default_config_dry_runs(tmp_path):
-    result = subprocess.run([*SNAKEMAKE, "--dry-run", "--forceall", "--quiet", "rules", "--directory", str(REPO)],
-                            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+def assert_one_train_job_per_run(*overlays: str) -> None:
+    """A forced dry run of config.yaml (merged with ``config/<overlay>`` files) plans one train job per grid run."""
+    configfiles = ["--configfile", "config.yaml", *(f"config/{o}" for o in overlays)] if overlays else []
+    result = subprocess.run([*SNAKEMAKE, "--dry-run", "--forceall", "--quiet", "rules", "--directory", str(REPO),
+                             *configfiles],
+                            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=REPO)
     assert result.returncode == 0, result.stdout + result.stderr
-    # The job table's row of the train rule (a bare "train" would also match training_data and the data names).
     config = yaml.safe_load((REPO / "config.yaml").read_text())
+    for overlay in overlays:
+        grid = yaml.safe_load((REPO / "config" / overlay).read_text())
+        config["training"].update(grid.get("training", {}))
+        config["experiments"].update(grid["experiments"])
     runs = expand_experiments(config["experiments"], [config["student"]], grid_defaults(config))
+    # The job table's row of the train rule (a bare "train" would also match training_data and the data names).
     assert re.search(rf"^train\s+{len(runs)}$", result.stdout, re.M), result.stdout
+
+
+def test_default_config_dry_runs():
+    assert_one_train_job_per_run()
 
 
 @pytest.mark.parametrize("overlay", ["scifact_core.yaml", "scifact_full.yaml"])
 def test_scifact_grids_dry_run_with_one_train_job_per_run(overlay):
-    result = subprocess.run([*SNAKEMAKE, "--dry-run", "--forceall", "--quiet", "rules", "--directory", str(REPO),
-                             "--configfile", "config.yaml", f"config/{overlay}"],
-                            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=REPO)
-    assert result.returncode == 0, result.stdout + result.stderr
-    config = yaml.safe_load((REPO / "config.yaml").read_text())
-    grid = yaml.safe_load((REPO / "config" / overlay).read_text())
-    config["training"].update(grid.get("training", {}))
-    runs = expand_experiments({**config["experiments"], **grid["experiments"]}, [config["student"]],
-                              grid_defaults(config))
-    assert re.search(rf"^train\s+{len(runs)}$", result.stdout, re.M), result.stdout
+    assert_one_train_job_per_run(overlay)
 
 
 @pytest.mark.parametrize(

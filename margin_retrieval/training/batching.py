@@ -49,9 +49,10 @@ def batch_indices(n_triples: int, config: TrainConfig, step: int) -> list[int]:
 def clustered_epoch(clusters: Sequence[int], batch_size: int, seed: int, epoch: int) -> list[list[int]]:
     """The batches of one epoch, each filled from one cluster as far as the cluster sizes allow.
 
-    Each cluster's members are shuffled (seeded by ``epoch_seed(seed, epoch)``) and cut into full batches. What is left of each
-    cluster (fewer than ``batch_size`` triples) is concatenated in cluster-id order and cut into batches as well: the
-    clustering numbers clusters along a nearest-centroid chain, so a packed leftover batch spans neighbouring clusters.
+    Each cluster's members are shuffled (seeded by ``epoch_seed(seed, epoch)``) and cut into full batches. What is
+    left of each cluster (fewer than ``batch_size`` triples) is concatenated in cluster-id order and cut into batches
+    as well: the clustering numbers clusters along a nearest-centroid chain, so a packed leftover batch spans
+    neighbouring clusters.
     Every triple appears exactly once, and the epoch has ``ceil(n / B)`` batches like a random epoch: F full cluster
     batches leave L = n - F * B leftovers, which fill ceil(L / B) batches, and F + ceil(L / B) = ceil(n / B). The
     batches are shuffled; the one partial batch, if any, comes last, as in a random epoch.

@@ -21,6 +21,7 @@ from scipy import stats as sps
 from margin_retrieval.io import write_json, write_tsv
 from margin_retrieval.analysis.numbers.train_logs import best_value, total_steps
 from margin_retrieval.analysis.results import TEST_MEASURE
+from margin_retrieval.analysis.systems import blank
 
 PathLike = str | os.PathLike
 STOP_REASONS = ("early_stopping", "max_steps")
@@ -69,6 +70,6 @@ def write_training_summary(runs: Sequence[Mapping], results: pd.DataFrame, tsv: 
 
 
 def _cell(value) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if blank(value):
         return ""
     return f"{value:g}" if isinstance(value, float) and value.is_integer() else str(value)
