@@ -44,6 +44,9 @@ if config["train_data"]["validation"]["dataset"]:
         "dataset": config["train_data"]["validation"]["dataset"]
     }
 SHARDS = config["retrieval"]["shards"]
+# Query encoding and search of a small collection are mostly start-up (imports, model load): on half the cores two
+# of them, or one and a run-file or evaluation job, share the machine instead of queueing behind each other.
+SMALL_JOB_THREADS = max(1, workflow.cores // 2)
 
 
 def negatives_set(negatives, model):

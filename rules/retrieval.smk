@@ -37,7 +37,7 @@ rule encode_queries:
         "results/benchmarks/encode_queries/{system}/{data}.tsv"
     conda:
         "../envs/torch.yaml"
-    threads: workflow.cores
+    threads: SMALL_JOB_THREADS
     resources:
         gpu=0,
     params:
@@ -64,7 +64,7 @@ rule search:
         "results/benchmarks/search/{system}/{collection}/{scatteritem}.tsv"
     conda:
         "../envs/retrieval.yaml"
-    threads: workflow.cores
+    threads: SMALL_JOB_THREADS
     params:
         depth=config["retrieval"]["depth"],
         index=config["retrieval"]["index"],
