@@ -210,6 +210,7 @@ rule figure_column_comparison:
             category="Figures",
         ),
         pdf="figures/{figure}.pdf",
+        tsv="figures/{figure}.tsv",
     log:
         "results/logs/figures/{figure}.log",
     benchmark:

@@ -11,10 +11,11 @@ import matplotlib.pyplot as plt
 import matplotlib.text
 import pandas as pd
 import pytest
+import scipy.stats
 
 from margin_retrieval.analysis.figures import FIGURES, build_figure, comparison, per_query, speedup, style
 from margin_retrieval.analysis.figures import data_efficiency, targets, tau, training_curves
-from margin_retrieval.analysis.numbers.comparison import column_comparison
+from margin_retrieval.analysis.numbers.comparison import column_comparison, column_differences
 from margin_retrieval.analysis.numbers.effectiveness import smallest_matching_fraction
 from margin_retrieval.analysis.numbers.speedup import speedup_numbers
 from margin_retrieval.analysis.numbers.train_logs import load_runs
@@ -382,7 +383,12 @@ def negatives_grid(tmp_path):
             values.append((description, test))
             logs.append((description, [(0, 0.3), (10, 0.5)], 10, 10.0, True))
     rows = [{**normalise(d, "bm25"), "collection": "test", "measure": "nDCG@10", "value": v} for d, v in values]
-    return pd.DataFrame(rows), manifest_records(tmp_path, logs)
+    records = manifest_records(tmp_path, logs)
+    for i, (record, (_, value)) in enumerate(zip(records, values)):  # per-query scores whose mean is the value
+        record["per_query"] = str(tmp_path / f"pq{i}.tsv")
+        Path(record["per_query"]).write_text("measure\tquery_id\tvalue\n" + "".join(
+            f"nDCG@10\tq{q}\t{value + offset}\n" for q, offset in enumerate((-0.1, 0.1, -0.05, 0.05 + i / 1000))))
+    return pd.DataFrame(rows), records
 
 
 def test_column_comparison_chooses_static_on_validation(tmp_path):
@@ -395,17 +401,41 @@ def test_column_comparison_chooses_static_on_validation(tmp_path):
     assert table.loc[("adaptive", "bm25"), "half_width"] == pytest.approx(12.706204736174705 * math.sqrt(0.0002) / math.sqrt(2))
 
 
+def test_column_differences_pair_each_value_with_its_baseline_holm_corrected():
+    table = pd.DataFrame([
+        {"label": "A", "value_of": "random", "value": 0.5, "system": "a-r"},
+        {"label": "A", "value_of": "clustered", "value": 0.55, "system": "a-c"},
+        {"label": "B", "value_of": "random", "value": 0.3, "system": "b-r"},
+        {"label": "B", "value_of": "clustered", "value": 0.4, "system": "b-c"},
+        {"label": "C", "value_of": "clustered", "value": 0.2, "system": "c-c"},  # no baseline: not tested
+    ])
+    scores = {name: pd.Series(values, index=["q1", "q2", "q3"]) for name, values in (
+        ("a-r", [0.4, 0.5, 0.6]), ("a-c", [0.5, 0.5, 0.65]), ("b-r", [0.2, 0.3, 0.4]), ("b-c", [0.3, 0.35, 0.6]))}
+    out = column_differences(table, "batching", scores).set_index("system")
+    # By hand: A's differences 0.1, 0, 0.05 (mean 0.05, sd 0.05): t = 0.05 / (0.05 / sqrt 3) = sqrt 3, df 2.
+    p_a = 2 * scipy.stats.t.sf(math.sqrt(3), 2)
+    p_b = scipy.stats.ttest_rel([0.3, 0.35, 0.6], [0.2, 0.3, 0.4]).pvalue
+    assert out.loc["a-c", "difference"] == pytest.approx(0.05) and out.loc["a-c", "baseline"] == "a-r"
+    assert out.loc["a-c", "p_value"] == pytest.approx(p_a) and out.loc["b-c", "p_value"] == pytest.approx(p_b)
+    low, high = sorted((p_a, p_b))
+    assert sorted(out[["p_holm"]].dropna()["p_holm"]) == pytest.approx([2 * low, max(2 * low, high)])
+    assert out[["difference", "p_value"]].loc[["a-r", "b-r", "c-c"]].isna().all().all()
+
+
 def test_figure_negatives_and_batching(tmp_path, texts):
     results, records = negatives_grid(tmp_path)
     write_results(results, tmp_path / "results.tsv")
     write_manifest(tmp_path / "systems.json", records, "bm25")
     inputs = {"results": str(tmp_path / "results.tsv"), "manifest": str(tmp_path / "systems.json")}
     for name in ("negatives", "batching"):
-        out = {"png": tmp_path / f"{name}.png", "pdf": tmp_path / f"{name}.pdf"}
+        out = {"png": tmp_path / f"{name}.png", "pdf": tmp_path / f"{name}.pdf", "tsv": tmp_path / f"{name}.tsv"}
         build_figure(name, inputs, {"analysis": {}}, out)
         assert_files(out["png"], out["pdf"])
     joined = "\n".join(texts)
     assert "BM25 negatives" in joined and "student negatives" in joined and "0.610\n(n=2)" in joined
+    numbers = pd.read_csv(tmp_path / "negatives.tsv", sep="\t").set_index(["objective", "value_of"])
+    assert numbers.loc[("adaptive", "student"), "difference"] == pytest.approx(0.56 - 0.61)
+    assert "Δ -0.050, p" in joined  # under the adaptive margin's name
     # The grid has random batches only: the batching figure says so.
     assert "the grid has only batching = random" in joined
 

@@ -35,7 +35,7 @@ def build_figure(name: str, inputs: Mapping, params: Mapping, outputs: Mapping):
     inputs: ``manifest`` (results/systems.json; every figure that reads logs or per-query files), ``results``
     (tau, data_efficiency, negatives, batching), ``teacher_benchmark`` (speedup, optional). params: ``analysis``
     (the config section), optional ``collection``, ``student``, ``teacher``. outputs: ``png``, ``pdf``; optional
-    ``json`` (data_efficiency, speedup) and ``tsv`` (speedup).
+    ``json`` (data_efficiency, speedup) and ``tsv`` (speedup, negatives, batching).
     """
     if name not in FIGURES:
         raise ValueError(f"unknown figure {name!r}; known: {sorted(FIGURES)}")

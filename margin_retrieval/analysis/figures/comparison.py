@@ -1,6 +1,7 @@
 """Grouped bars of test effectiveness per training objective, one bar per value of a grid column (error bars: 95%
-intervals over seeds); the drawing behind the ``negatives`` and ``batching`` figures. With one value of the column
-in the grid, the bars of that value are drawn under a note saying what the grid lacks."""
+intervals over seeds), each objective's difference to the column's baseline value with its paired-test p under its
+name; the drawing behind the ``negatives`` and ``batching`` figures, whose numbers go to a TSV. With one value of
+the column in the grid, the bars of that value are drawn under a note saying what the grid lacks."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ from typing import Mapping
 import pandas as pd
 
 from margin_retrieval.analysis.figures.style import PathLike, new_figure, placeholder, save_figure, styled
-from margin_retrieval.analysis.numbers.comparison import column_comparison
+from margin_retrieval.analysis.numbers.comparison import column_comparison, column_differences
 from margin_retrieval.analysis.numbers.effectiveness import collection_of
+from margin_retrieval.analysis.numbers.seeds import average_per_query
 from margin_retrieval.analysis.numbers.train_logs import load_runs
-from margin_retrieval.analysis.results import TEST_MEASURE, read_results
-from margin_retrieval.analysis.systems import read_manifest
+from margin_retrieval.analysis.results import TEST_MEASURE, read_per_query, read_results
+from margin_retrieval.analysis.systems import blank, read_manifest
+from margin_retrieval.io import write_tsv
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728")
 
@@ -32,14 +35,22 @@ def _bars(ax, table: pd.DataFrame, values: list) -> None:
             if pd.notna(v):
                 ax.text(xi, v + (0 if pd.isna(h) else h), f"{v:.3f}" + (f"\n(n={int(n)})" if n > 1 else ""),
                         ha="center", va="bottom", fontsize=6.5)
+    tested = table.dropna(subset=["difference"]).set_index("label") if "difference" in table else table.iloc[:0]
     ax.set_xticks(range(len(labels)))
-    ax.set_xticklabels([label.replace(" (", "\n(") for label in labels], fontsize=7)
+    ax.set_xticklabels([label.replace(" (", "\n(") + (_difference_text(tested.loc[label]) if label in tested.index
+                                                       else "") for label in labels], fontsize=7)
+
+
+def _difference_text(row: pd.Series) -> str:
+    p = row["p_holm"]
+    return f"\nΔ {row['difference']:+.3f}, p(Holm) " + ("<0.001" if p < 0.001 else f"{p:.3f}")
 
 
 @styled
 def draw(table: pd.DataFrame, column: str, names: Mapping[str, str], title: str, png: PathLike, pdf: PathLike,
          measure: str = TEST_MEASURE) -> None:
-    """``table`` from ``numbers.comparison.column_comparison``; ``names`` maps a column value to its legend name."""
+    """``table`` from ``numbers.comparison.column_comparison`` (with ``column_differences``' columns, if given);
+    ``names`` maps a column value to its legend name."""
     fig, (ax,) = new_figure(width=8.5, height=4.2)
     values = sorted(table["value_of"].unique()) if len(table) else []
     if len(table):
@@ -59,10 +70,18 @@ def draw(table: pd.DataFrame, column: str, names: Mapping[str, str], title: str,
 
 def build_for(column: str, names: Mapping[str, str], title: str, inputs: Mapping, params: Mapping,
               outputs: Mapping) -> pd.DataFrame:
-    """Load the results and the training logs (for the best static τ on validation) and draw."""
+    """Load the results, the training logs (for the best static τ on validation) and the per-query scores (for the
+    paired tests against the baseline value), draw, and write the numbers to ``outputs["tsv"]`` if given."""
     results = read_results(inputs["results"])
-    runs = load_runs(read_manifest(inputs["manifest"]))
+    manifest = read_manifest(inputs["manifest"])
+    runs = load_runs(manifest)
     collection = collection_of(results, params.get("collection"))
     table = column_comparison(results, runs, column, collection)
+    seeds = manifest[(manifest["collection"] == collection) & manifest["variant"].isin(table["system"])]
+    scores = average_per_query({row["system"]: read_per_query(row["per_query"]) for row in seeds.to_dict("records")})
+    table = column_differences(table, column, scores)
     draw(table, column, names, f"{title} on {collection}", outputs["png"], outputs["pdf"])
+    if outputs.get("tsv"):
+        write_tsv(outputs["tsv"], list(table.columns),
+                  (["" if blank(cell) else cell for cell in row] for row in table.itertuples(index=False)))
     return table

@@ -4,13 +4,19 @@ student; ``batching``: random vs clustered), for the figures that put one claim 
 Per objective and in-batch setting and per value of the column: the full-data variant (mean over seeds with its
 95% interval), the other such column held at its most common value. A static margin enters with its best τ for
 that value, chosen on **validation** (the mean over seeds of each run's best validation value), never on test.
+``column_differences`` then reads each value against the column's baseline (random batches, BM25 negatives) with a
+paired t-test over the per-query scores (averaged over seeds), Holm-corrected over the objectives of the figure:
+the noise a one-seed grid can show.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+import math
+from typing import Mapping, Sequence
 
 import pandas as pd
+
+from margin_retrieval.analysis import stats
 
 from margin_retrieval.analysis.numbers.effectiveness import default_setting, full_data, variant_rows
 from margin_retrieval.analysis.numbers.train_logs import by_variant, mean_best
@@ -19,6 +25,8 @@ from margin_retrieval.analysis.systems import OBJECTIVE_ORDER, variant_label
 
 COMPARED_COLUMNS = ("negatives", "batching")
 COLUMNS = ["label", "objective", "in_batch", "value_of", "value", "half_width", "n_seeds", "tau", "system"]
+BASELINES = {"negatives": "bm25", "batching": "random"}
+DIFFERENCE_COLUMNS = ["baseline", "difference", "p_value", "p_holm"]
 
 
 def _best_on_validation(group: pd.DataFrame, runs_by_variant: dict[str, list[dict]]) -> pd.DataFrame:
@@ -52,3 +60,27 @@ def column_comparison(results: pd.DataFrame, runs: Sequence[dict], column: str, 
     order = {name: i for i, name in enumerate(OBJECTIVE_ORDER)}
     out.sort(key=lambda r: (order.get(r["objective"], len(order)), r["in_batch"], str(r["value_of"])))
     return pd.DataFrame(out, columns=COLUMNS)
+
+
+def column_differences(table: pd.DataFrame, column: str, scores: Mapping[str, pd.Series]) -> pd.DataFrame:
+    """``table`` (``column_comparison``) with, on each row of a non-baseline value, ``baseline`` (the system it is
+    read against: the same label under ``BASELINES[column]``), ``difference`` (value - baseline value), and the
+    paired t-test ``p_value`` over ``scores`` (variant id -> per-query scores, seeds averaged), Holm-corrected over
+    the rows tested (``p_holm``). Baseline rows and labels without a baseline row keep these cells empty."""
+    out = table.assign(baseline="", difference=math.nan, p_value=math.nan, p_holm=math.nan)
+    baselines = table[table["value_of"] == BASELINES[column]].set_index("label")
+    tested = []
+    for i, row in table.iterrows():
+        if row["value_of"] == BASELINES[column] or row["label"] not in baselines.index:
+            continue
+        baseline = baselines.loc[row["label"]]
+        for system in (row["system"], baseline["system"]):
+            if system not in scores:
+                raise ValueError(f"no per-query scores for {system}")
+        test = stats.paired_ttest(scores[row["system"]], scores[baseline["system"]])
+        out.loc[i, ["baseline", "difference", "p_value"]] = [baseline["system"], row["value"] - baseline["value"],
+                                                             test["p_value"]]
+        tested.append(i)
+    if tested:
+        out.loc[tested, "p_holm"] = stats.holm_adjust(out.loc[tested, "p_value"].tolist())
+    return out
