@@ -84,7 +84,9 @@ def test_exact_search_in_query_blocks_equals_one_block(collection, monkeypatch):
     monkeypatch.setattr(search, "SCORE_BLOCK_FLOATS", 3 * len(docs))  # 3 queries a block, the last one short
     blocked = search_shard(query_ids, queries, doc_ids, docs, 30)
     np.testing.assert_array_equal(blocked.doc_ids, whole.doc_ids)
-    np.testing.assert_array_equal(blocked.scores, whole.scores)
+    # BLAS may pick another kernel for a 3-row block than for the whole matrix and round an inner product one ulp
+    # apart (seen on an AMD EPYC); the order above is what must not change.
+    np.testing.assert_allclose(blocked.scores, whole.scores, rtol=0, atol=1e-6)
 
 
 def test_ivf_index_with_all_lists_probed_is_exact(collection):
