@@ -17,7 +17,6 @@ from typing import Mapping, Sequence
 import pandas as pd
 
 from margin_retrieval.analysis import stats
-
 from margin_retrieval.analysis.numbers.effectiveness import default_setting, full_data, variant_rows
 from margin_retrieval.analysis.numbers.train_logs import by_variant, mean_best
 from margin_retrieval.analysis.results import TEST_MEASURE
@@ -26,7 +25,6 @@ from margin_retrieval.analysis.systems import OBJECTIVE_ORDER, variant_label
 COMPARED_COLUMNS = ("negatives", "batching")
 COLUMNS = ["label", "objective", "in_batch", "value_of", "value", "half_width", "n_seeds", "tau", "system"]
 BASELINES = {"negatives": "bm25", "batching": "random"}
-DIFFERENCE_COLUMNS = ["baseline", "difference", "p_value", "p_holm"]
 
 
 def _best_on_validation(group: pd.DataFrame, runs_by_variant: dict[str, list[dict]]) -> pd.DataFrame:
