@@ -435,7 +435,7 @@ def test_figure_negatives_and_batching(tmp_path, texts):
     assert "BM25 negatives" in joined and "student negatives" in joined and "0.610\n(n=2)" in joined
     numbers = pd.read_csv(tmp_path / "negatives.tsv", sep="\t").set_index(["objective", "value_of"])
     assert numbers.loc[("adaptive", "student"), "difference"] == pytest.approx(0.56 - 0.61)
-    assert "Δ -0.050, p" in joined  # under the adaptive margin's name
+    assert "Δ -0.050\np(Holm)" in joined  # under the adaptive margin's name
     # The grid has random batches only: the batching figure says so.
     assert "the grid has only batching = random" in joined
 

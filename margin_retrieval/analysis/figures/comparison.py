@@ -43,7 +43,7 @@ def _bars(ax, table: pd.DataFrame, values: list) -> None:
 
 def _difference_text(row: pd.Series) -> str:
     p = row["p_holm"]
-    return f"\nΔ {row['difference']:+.3f}, p(Holm) " + ("<0.001" if p < 0.001 else f"{p:.3f}")
+    return f"\nΔ {row['difference']:+.3f}\np(Holm) " + ("<0.001" if p < 0.001 else f"{p:.3f}")
 
 
 @styled
