@@ -57,6 +57,17 @@ def _cell(row: Mapping, column: str) -> str:
     return str(row[column])
 
 
+def write_frame(frame: pd.DataFrame, path: PathLike) -> None:
+    """Any table of the analysis as a TSV (header = its columns): empty cells blank, whole floats without ".0"."""
+    write_tsv(path, list(frame.columns), ([_plain(value) for value in row] for row in frame.itertuples(index=False)))
+
+
+def _plain(value) -> str:
+    if blank(value):
+        return ""
+    return f"{value:g}" if isinstance(value, float) and value.is_integer() else str(value)
+
+
 def write_results(results: pd.DataFrame, path: PathLike) -> None:
     rows = ([_cell(row, column) for column in RESULT_COLUMNS] for row in results.to_dict("records"))
     write_tsv(path, RESULT_COLUMNS, rows)

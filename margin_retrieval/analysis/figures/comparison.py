@@ -14,9 +14,8 @@ from margin_retrieval.analysis.numbers.comparison import column_comparison, colu
 from margin_retrieval.analysis.numbers.effectiveness import collection_of
 from margin_retrieval.analysis.numbers.seeds import average_per_query
 from margin_retrieval.analysis.numbers.train_logs import load_runs
-from margin_retrieval.analysis.results import TEST_MEASURE, read_per_query, read_results
-from margin_retrieval.analysis.systems import blank, read_manifest
-from margin_retrieval.io import write_tsv
+from margin_retrieval.analysis.results import TEST_MEASURE, read_per_query, read_results, write_frame
+from margin_retrieval.analysis.systems import read_manifest
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728")
 
@@ -82,6 +81,5 @@ def build_for(column: str, names: Mapping[str, str], title: str, inputs: Mapping
     table = column_differences(table, column, scores)
     draw(table, column, names, f"{title} on {collection}", outputs["png"], outputs["pdf"])
     if outputs.get("tsv"):
-        write_tsv(outputs["tsv"], list(table.columns),
-                  (["" if blank(cell) else cell for cell in row] for row in table.itertuples(index=False)))
+        write_frame(table, outputs["tsv"])
     return table

@@ -18,10 +18,9 @@ from typing import Mapping, Sequence
 import pandas as pd
 from scipy import stats as sps
 
-from margin_retrieval.io import write_json, write_tsv
+from margin_retrieval.io import write_json
 from margin_retrieval.analysis.numbers.train_logs import best_value, total_steps
-from margin_retrieval.analysis.results import TEST_MEASURE
-from margin_retrieval.analysis.systems import blank
+from margin_retrieval.analysis.results import TEST_MEASURE, write_frame
 
 PathLike = str | os.PathLike
 STOP_REASONS = ("early_stopping", "max_steps")
@@ -64,12 +63,5 @@ def agreement(endings: pd.DataFrame) -> dict:
 def write_training_summary(runs: Sequence[Mapping], results: pd.DataFrame, tsv: PathLike, json: PathLike) -> None:
     """The endings table (TSV, runs in system order) and the agreement (JSON), each written atomically."""
     endings = run_endings(runs, results).sort_values(["collection", "system"])
-    columns = list(endings.columns)
-    write_tsv(tsv, columns, ([_cell(value) for value in row] for row in endings[columns].itertuples(index=False)))
+    write_frame(endings, tsv)
     write_json(json, agreement(endings))
-
-
-def _cell(value) -> str:
-    if blank(value):
-        return ""
-    return f"{value:g}" if isinstance(value, float) and value.is_integer() else str(value)
