@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import random
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -35,18 +33,6 @@ def arguments(description: str) -> argparse.ArgumentParser:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--out", type=Path, help="also write the report here (default: print only)")
     return parser
-
-
-def cpu_description() -> str:
-    try:
-        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return platform.processor() or "unknown CPU"
-    fields = dict(line.split(":", 1) for line in lscpu.splitlines() if ":" in line)
-    flags = fields.get("Flags", "").split()
-    native = [flag for flag in ("avx512_bf16", "amx_bf16") if flag in flags]
-    return (f"{fields.get('Model name', '?').strip()}, {fields.get('CPU(s)', '?').strip()} CPUs, "
-            f"bf16: {'native (' + ', '.join(native) + ')' if native else 'emulated'}")
 
 
 def precisions() -> list[str]:
@@ -114,6 +100,8 @@ class Report:
     """Lines printed as they come and, with ``--out``, written to a file headed by the machine."""
 
     def __init__(self, title: str, args: argparse.Namespace):
+        from margin_retrieval.models.device import cpu_description
+
         self.lines: list[str] = []
         self.out = args.out
         self.add(f"# {title}")

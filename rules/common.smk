@@ -5,7 +5,7 @@ from pathlib import Path
 import ir_datasets
 from snakemake.utils import Paramspace, validate
 
-from margin_retrieval import checks
+from margin_retrieval import archive, checks
 
 # One line per problem first (Snakemake's own message dumps the whole schema); then the same schema fills defaults.
 checks.check_schema(config, Path(workflow.basedir) / "schemas/config.schema.yaml")
@@ -140,6 +140,23 @@ def trained_systems():
     return [f"trained/{pattern}" for pattern in TRAIN_SPACE.instance_patterns]
 
 
+# Runs that an earlier session trained and archived (config `archive`): the analysis reads their files from the
+# archive, and since nothing asks for their model, the DAG trains, encodes and evaluates them no more.
+ARCHIVED_RUNS = {
+    pattern
+    for pattern in TRAIN_SPACE.instance_patterns
+    if config["archive"]
+    and archive.is_archived(config["archive"], pattern, COLLECTIONS)
+}
+
+
+def result_file(system, name):
+    """``results/<name>`` of a system, or of an archived run the copy in the archive."""
+    kind, _, run = system.partition("/")
+    archived = kind == "trained" and run in ARCHIVED_RUNS
+    return f"{config['archive'] if archived else 'results'}/{name}"
+
+
 def zeroshot_systems():
     return [f"zeroshot/{model}" for model in config["zeroshot"]]
 
@@ -161,7 +178,13 @@ def summary_train_log(wildcards):
     kind, _, rest = wildcards.system.partition("/")
     if kind != "trained":
         return {}
-    return {"train_log": f"results/train/{rest}/train_log.jsonl"}
+    return {"train_log": result_file(wildcards.system, f"train/{rest}/train_log.jsonl")}
+
+
+def summary_aggregate(wildcards):
+    return result_file(
+        wildcards.system, f"eval/{wildcards.collection}/{wildcards.system}.json"
+    )
 
 
 def corpus_shard(wildcards):
@@ -186,7 +209,7 @@ def system_description(system):
 
 def train_logs():
     return [
-        f"results/train/{pattern}/train_log.jsonl"
+        result_file(f"trained/{pattern}", f"train/{pattern}/train_log.jsonl")
         for pattern in TRAIN_SPACE.instance_patterns
     ]
 
@@ -194,14 +217,14 @@ def train_logs():
 def train_benchmarks():
     """The training jobs' benchmark files: their CPU time is the speed-up figure's seconds."""
     return [
-        f"results/benchmarks/train/{pattern}.tsv"
+        result_file(f"trained/{pattern}", f"benchmarks/train/{pattern}.tsv")
         for pattern in TRAIN_SPACE.instance_patterns
     ]
 
 
 def eval_files(suffix):
     return [
-        f"results/eval/{collection}/{system}.{suffix}"
+        result_file(system, f"eval/{collection}/{system}.{suffix}")
         for collection in COLLECTIONS
         for system in all_systems()
     ]
@@ -272,12 +295,18 @@ def systems_manifest():
     for collection in COLLECTIONS:
         for system in all_systems():
             record = {"collection": collection, **system_description(system)}
-            record["aggregate"] = f"results/eval/{collection}/{system}.json"
-            record["per_query"] = f"results/eval/{collection}/{system}.tsv"
+            record["aggregate"] = result_file(
+                system, f"eval/{collection}/{system}.json"
+            )
+            record["per_query"] = result_file(system, f"eval/{collection}/{system}.tsv")
             if record["kind"] == "trained":
                 run = system.partition("/")[2]
-                record["train_log"] = f"results/train/{run}/train_log.jsonl"
-                record["train_benchmark"] = f"results/benchmarks/train/{run}.tsv"
+                record["train_log"] = result_file(
+                    system, f"train/{run}/train_log.jsonl"
+                )
+                record["train_benchmark"] = result_file(
+                    system, f"benchmarks/train/{run}.tsv"
+                )
             records.append(record)
     return records
 

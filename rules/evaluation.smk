@@ -24,7 +24,7 @@ rule evaluate:
 rule summarize:
     input:
         unpack(summary_train_log),
-        aggregate="results/eval/{collection}/{system}.json",
+        aggregate=summary_aggregate,
     output:
         "results/summaries/{collection}/{system}.json",
     log:

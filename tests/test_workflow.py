@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from snakemake.utils import Paramspace
 
+from margin_retrieval import archive
 from margin_retrieval.experiments import expand_experiments
 from tests.configs import grid_defaults
 
@@ -219,6 +221,24 @@ def test_rerun_is_up_to_date(smoke_run):
     assert "Nothing to be done" in result.stdout + result.stderr
 
 
+def test_archived_runs_are_read_from_the_archive_and_not_trained_again(smoke_run, tmp_path):
+    """A later session: the runs archived from this one, no trained files in results/, the same results table."""
+    root, _ = smoke_run
+    store = tmp_path / "archive"
+    archived = archive.archive_runs(store, root / "results")
+    assert len(archived) == len(list((root / "results/train").rglob("train_log.jsonl")))
+    later = tmp_path / "later"
+    shutil.copytree(root, later)  # with .snakemake: its metadata sees that the manifest's paths changed
+    for folder in ("train", "benchmarks/train", "embeddings/trained",
+                   *(f"{kind}/{c}/trained" for kind in ("eval", "runs") for c in ("in-domain", "transfer"))):
+        shutil.rmtree(later / "results" / folder)
+    (later / "figures/results.tsv").unlink()
+    dry = snakemake(later, None, "--dry-run", "--quiet", "rules", "--config", f"archive={store}")
+    assert not re.search(r"^(train|encode_docs|search|evaluate)\s", dry.stdout, re.M), dry.stdout
+    snakemake(later, None, "--cores", "2", "--config", f"archive={store}", "figures/results.tsv")
+    assert (later / "figures/results.tsv").read_text() == (root / "figures/results.tsv").read_text()
+
+
 def test_lint_is_clean():
     result = subprocess.run([*SNAKEMAKE, "--lint", "--directory", str(REPO)], capture_output=True, text=True,
                             env={**os.environ, "PYTHONPATH": str(REPO)})
@@ -226,7 +246,8 @@ def test_lint_is_clean():
 
 
 def assert_one_train_job_per_run(*overlays: str) -> None:
-    """A forced dry run of config.yaml (merged with ``config/<overlay>`` files) plans one train job per grid run."""
+    """A forced dry run of config.yaml (merged with ``config/<overlay>`` files) plans one train job per grid run that
+    is not archived."""
     configfiles = ["--configfile", "config.yaml", *(f"config/{o}" for o in overlays)] if overlays else []
     result = subprocess.run([*SNAKEMAKE, "--dry-run", "--forceall", "--quiet", "rules", "--directory", str(REPO),
                              *configfiles],
@@ -237,9 +258,14 @@ def assert_one_train_job_per_run(*overlays: str) -> None:
         grid = yaml.safe_load((REPO / "config" / overlay).read_text())
         config["training"].update(grid.get("training", {}))
         config["experiments"].update(grid["experiments"])
+        config["archive"] = grid.get("archive", config.get("archive"))
     runs = expand_experiments(config["experiments"], [config["student"]], grid_defaults(config))
+    patterns = Paramspace(runs.drop(columns="group"), param_sep="~").instance_patterns
+    # Runs an earlier session archived are read from the archive, not trained.
+    store = REPO / config["archive"] if config.get("archive") else None
+    to_train = [p for p in patterns if not (store and archive.is_archived(store, p, config["collections"]))]
     # The job table's row of the train rule (a bare "train" would also match training_data and the data names).
-    assert re.search(rf"^train\s+{len(runs)}$", result.stdout, re.M), result.stdout
+    assert re.search(rf"^train\s+{len(to_train)}$", result.stdout, re.M), result.stdout
 
 
 def test_default_config_dry_runs():

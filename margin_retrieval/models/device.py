@@ -4,6 +4,8 @@ teacher scoring and encoding (so encoding jobs need not import the training code
 from __future__ import annotations
 
 import functools
+import platform
+import subprocess
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -36,6 +38,19 @@ def cpu_has_native_bf16() -> bool:
     except OSError:
         return False
     return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def cpu_description() -> str:
+    """The CPU in one line (model, cores, native bf16 or not), for benchmark reports and archived runs."""
+    try:
+        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return platform.processor() or "unknown CPU"
+    fields = dict(line.split(":", 1) for line in lscpu.splitlines() if ":" in line)
+    flags = fields.get("Flags", "").split()
+    native = [flag for flag in ("avx512_bf16", "amx_bf16") if flag in flags]
+    return (f"{fields.get('Model name', '?').strip()}, {fields.get('CPU(s)', '?').strip()} CPUs, "
+            f"bf16: {'native (' + ', '.join(native) + ')' if native else 'emulated'}")
 
 
 def autocast_context(device: torch.device, precision: str):

@@ -1,0 +1,98 @@
+"""Trained runs kept across sittings: a grid longer than one session trains part of its runs, archives what the
+analysis reads of each (training log, training benchmark, evaluation files) in a committed folder, and a later
+session's DAG reads those files from there instead of training the runs again (config key ``archive``).
+
+The archive mirrors the layout of ``results/``: ``<archive>/train/<run>/train_log.jsonl``,
+``<archive>/benchmarks/train/<run>.tsv``, ``<archive>/eval/<collection>/trained/<run>.{json,tsv}``. Its
+``runs.tsv`` says for every run when, at which commit and on which CPU it was archived.
+
+Usage, after a session's (partial) run of the grid and before the machine is gone:
+    python -m margin_retrieval.archive archive/scifact_full
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from margin_retrieval.evaluation.summary import workflow_version
+from margin_retrieval.io import atomic_path, read_json, read_tsv, write_tsv
+from margin_retrieval.models.device import cpu_description
+
+PathLike = str | os.PathLike
+PROVENANCE = "runs.tsv"
+PROVENANCE_COLUMNS = ("run", "archived", "commit", "cpu")
+
+
+def run_files(run: str, collections: Iterable[str]) -> list[str]:
+    """What the analysis reads of a trained run, relative to ``results/`` (and to an archive)."""
+    return [
+        f"train/{run}/train_log.jsonl",
+        f"benchmarks/train/{run}.tsv",
+        *(f"eval/{collection}/trained/{run}.{suffix}" for collection in collections for suffix in ("json", "tsv")),
+    ]
+
+
+def is_archived(archive: PathLike, run: str, collections: Iterable[str]) -> bool:
+    """Whether every file of ``run`` is in ``archive``; a run with any file missing is trained again."""
+    return all((Path(archive) / name).is_file() for name in run_files(run, collections))
+
+
+def _trained_runs(manifest: PathLike) -> tuple[list[str], list[str]]:
+    """The grid's trained runs and its collections, from ``results/systems.json``."""
+    systems = read_json(manifest)["systems"]
+    runs = sorted({record["system"].partition("/")[2] for record in systems if record["kind"] == "trained"})
+    return runs, sorted({record["collection"] for record in systems})
+
+
+def archive_runs(archive: PathLike, results: PathLike = "results") -> list[str]:
+    """Copy every finished run of the grid in ``results/`` (all its files present) that ``archive`` lacks; return
+    the runs copied. Each file is written atomically, and a run enters ``runs.tsv`` only once all its files are in.
+    """
+    archive, results = Path(archive), Path(results)
+    manifest = results / "systems.json"
+    if not manifest.is_file():
+        raise FileNotFoundError(f"{manifest} is missing: run the workflow (its systems_manifest rule) first")
+    runs, collections = _trained_runs(manifest)
+    copied = []
+    for run in runs:
+        names = run_files(run, collections)
+        if is_archived(archive, run, collections) or not all((results / name).is_file() for name in names):
+            continue
+        for name in names:
+            with atomic_path(archive / name) as tmp:
+                shutil.copyfile(results / name, tmp)
+        copied.append(run)
+    if copied:
+        _record(archive, copied)
+    return copied
+
+
+def _record(archive: Path, runs: Sequence[str]) -> None:
+    path = archive / PROVENANCE
+    rows = read_tsv(path) if path.is_file() else []
+    archived = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    commit, cpu = workflow_version()["git_commit"] or "", cpu_description()
+    rows = [row for row in rows if row["run"] not in runs]
+    rows += [{"run": run, "archived": archived, "commit": commit, "cpu": cpu} for run in runs]
+    write_tsv(path, PROVENANCE_COLUMNS, ([row[column] for column in PROVENANCE_COLUMNS]
+                                         for row in sorted(rows, key=lambda row: row["run"])))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("archive", type=Path, help="the archive folder (the config's `archive`)")
+    parser.add_argument("--results", type=Path, default=Path("results"), help="the workflow's results folder")
+    args = parser.parse_args(argv)
+    copied = archive_runs(args.archive, args.results)
+    print(f"archived {len(copied)} run(s) in {args.archive}" + "".join(f"\n  {run}" for run in copied))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
