@@ -235,7 +235,7 @@ def test_archived_runs_are_read_from_the_archive_and_not_trained_again(smoke_run
     (later / "figures/results.tsv").unlink()
     dry = snakemake(later, None, "--dry-run", "--quiet", "rules", "--config", f"archive={store}")
     assert not re.search(r"^(train|encode_docs|search|evaluate)\s", dry.stdout, re.M), dry.stdout
-    snakemake(later, None, "--cores", "2", "--config", f"archive={store}", "figures/results.tsv")
+    snakemake(later, None, "figures/results.tsv", "--cores", "2", "--config", f"archive={store}")
     assert (later / "figures/results.tsv").read_text() == (root / "figures/results.tsv").read_text()
 
 
@@ -272,7 +272,7 @@ def test_default_config_dry_runs():
     assert_one_train_job_per_run()
 
 
-@pytest.mark.parametrize("overlay", ["scifact_core.yaml", "scifact_full.yaml"])
+@pytest.mark.parametrize("overlay", ["scifact_core.yaml", "scifact_full.yaml", "scifact_headline.yaml"])
 def test_scifact_grids_dry_run_with_one_train_job_per_run(overlay):
     assert_one_train_job_per_run(overlay)
 
