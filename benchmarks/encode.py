@@ -63,7 +63,9 @@ def main() -> None:
                          f"{1 - cosine.min():.1e}"])
     report.table(["precision", "batch", "ours passages/s", "ST encode passages/s", "ratio (same batch)",
                   "ratio vs ST's best batch", "max 1 - cos(ours, ST)"], rows)
-    report.add("ST's ONNX/OpenVINO backends need optimum (not installed here: not measured).")
+    report.add("ST's ONNX and OpenVINO backends are not measured: they need optimum-onnx (pins transformers < 4.58) or "
+               "optimum-intel[openvino] (replaces torch 2.13 with 2.14.1 and transformers 5.23 with 5.5.4; pip "
+               "--dry-run, 2026-12-02), neither installs beside this project's pins.")
     report.close()
 
 

@@ -29,12 +29,27 @@ PROVENANCE = "runs.tsv"
 PROVENANCE_COLUMNS = ("run", "archived", "commit", "cpu")
 
 
+def train_log(run: str) -> str:
+    """A trained run's training log, relative to ``results/`` (and to an archive)."""
+    return f"train/{run}/train_log.jsonl"
+
+
+def train_benchmark(run: str) -> str:
+    """A trained run's training-job benchmark (Snakemake's timing file), relative to ``results/``."""
+    return f"benchmarks/train/{run}.tsv"
+
+
+def evaluation(collection: str, system: str, suffix: str) -> str:
+    """A system's evaluation on a collection (``json``: aggregate, ``tsv``: per query), relative to ``results/``."""
+    return f"eval/{collection}/{system}.{suffix}"
+
+
 def run_files(run: str, collections: Iterable[str]) -> list[str]:
     """What the analysis reads of a trained run, relative to ``results/`` (and to an archive)."""
     return [
-        f"train/{run}/train_log.jsonl",
-        f"benchmarks/train/{run}.tsv",
-        *(f"eval/{collection}/trained/{run}.{suffix}" for collection in collections for suffix in ("json", "tsv")),
+        train_log(run),
+        train_benchmark(run),
+        *(evaluation(collection, f"trained/{run}", suffix) for collection in collections for suffix in ("json", "tsv")),
     ]
 
 

@@ -157,6 +157,13 @@ def result_file(system, name):
     return f"{config['archive'] if archived else 'results'}/{name}"
 
 
+def precision_input(wildcards):
+    """For `precision: auto`, the measured choice of this CPU (rule cpu_precision) that every torch job reads."""
+    if config["training"]["precision"] != "auto":
+        return {}
+    return {"precision": "results/precision.json"}
+
+
 def zeroshot_systems():
     return [f"zeroshot/{model}" for model in config["zeroshot"]]
 
@@ -178,12 +185,13 @@ def summary_train_log(wildcards):
     kind, _, rest = wildcards.system.partition("/")
     if kind != "trained":
         return {}
-    return {"train_log": result_file(wildcards.system, f"train/{rest}/train_log.jsonl")}
+    return {"train_log": result_file(wildcards.system, archive.train_log(rest))}
 
 
 def summary_aggregate(wildcards):
     return result_file(
-        wildcards.system, f"eval/{wildcards.collection}/{wildcards.system}.json"
+        wildcards.system,
+        archive.evaluation(wildcards.collection, wildcards.system, "json"),
     )
 
 
@@ -209,7 +217,7 @@ def system_description(system):
 
 def train_logs():
     return [
-        result_file(f"trained/{pattern}", f"train/{pattern}/train_log.jsonl")
+        result_file(f"trained/{pattern}", archive.train_log(pattern))
         for pattern in TRAIN_SPACE.instance_patterns
     ]
 
@@ -217,14 +225,14 @@ def train_logs():
 def train_benchmarks():
     """The training jobs' benchmark files: their CPU time is the speed-up figure's seconds."""
     return [
-        result_file(f"trained/{pattern}", f"benchmarks/train/{pattern}.tsv")
+        result_file(f"trained/{pattern}", archive.train_benchmark(pattern))
         for pattern in TRAIN_SPACE.instance_patterns
     ]
 
 
 def eval_files(suffix):
     return [
-        result_file(system, f"eval/{collection}/{system}.{suffix}")
+        result_file(system, archive.evaluation(collection, system, suffix))
         for collection in COLLECTIONS
         for system in all_systems()
     ]
@@ -296,16 +304,16 @@ def systems_manifest():
         for system in all_systems():
             record = {"collection": collection, **system_description(system)}
             record["aggregate"] = result_file(
-                system, f"eval/{collection}/{system}.json"
+                system, archive.evaluation(collection, system, "json")
             )
-            record["per_query"] = result_file(system, f"eval/{collection}/{system}.tsv")
+            record["per_query"] = result_file(
+                system, archive.evaluation(collection, system, "tsv")
+            )
             if record["kind"] == "trained":
                 run = system.partition("/")[2]
-                record["train_log"] = result_file(
-                    system, f"train/{run}/train_log.jsonl"
-                )
+                record["train_log"] = result_file(system, archive.train_log(run))
                 record["train_benchmark"] = result_file(
-                    system, f"benchmarks/train/{run}.tsv"
+                    system, archive.train_benchmark(run)
                 )
             records.append(record)
     return records

@@ -3,8 +3,8 @@ rule evaluate:
         run="results/runs/{collection}/{system}.trec",
         manifest="results/data/{collection}/manifest.json",
     output:
-        per_query="results/eval/{collection}/{system}.tsv",
-        aggregate="results/eval/{collection}/{system}.json",
+        per_query=f"results/{archive.evaluation('{collection}', '{system}', 'tsv')}",
+        aggregate=f"results/{archive.evaluation('{collection}', '{system}', 'json')}",
     log:
         "results/logs/evaluate/{collection}/{system}.log",
     benchmark:

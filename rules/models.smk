@@ -12,3 +12,17 @@ rule prepare_model:
         pooling=lambda wc: config["models"][wc.model]["pooling"],
     script:
         "../workflow_scripts/prepare_model.py"
+
+
+rule cpu_precision:
+    output:
+        "results/precision.json",
+    log:
+        "results/logs/cpu_precision.log",
+    benchmark:
+        "results/benchmarks/cpu_precision.tsv"
+    conda:
+        "../envs/torch.yaml"
+    threads: workflow.cores
+    script:
+        "../workflow_scripts/cpu_precision.py"

@@ -1,5 +1,6 @@
 rule encode_docs:
     input:
+        unpack(precision_input),
         model=system_model_dir,
         manifest=lambda wc: f"results/data/{CORPUS_SOURCE[wc.corpus]}/manifest.json",
     output:
@@ -27,6 +28,7 @@ rule encode_docs:
 
 rule encode_queries:
     input:
+        unpack(precision_input),
         model=system_model_dir,
         manifest="results/data/{data}/manifest.json",
     output:

@@ -1,5 +1,6 @@
 rule score_teacher:
     input:
+        unpack(precision_input),
         model=teacher_model_input,
         triples="results/train_data/{source}/triples.tsv",
         manifest=f"results/data/{TRAIN_COLLECTION}/manifest.json",
@@ -55,6 +56,7 @@ rule cluster_training_data:
 
 rule train:
     input:
+        unpack(precision_input),
         base_model="results/models/{model}",
         triples=run_triples,
         splits="results/train_data/splits.json",
@@ -64,11 +66,11 @@ rule train:
         clusters=clusters_input,
     output:
         model=directory(f"results/train/{TRAIN_SPACE.wildcard_pattern}/model"),
-        log=f"results/train/{TRAIN_SPACE.wildcard_pattern}/train_log.jsonl",
+        log=f"results/{archive.train_log(TRAIN_SPACE.wildcard_pattern)}",
     log:
         f"results/logs/train/{TRAIN_SPACE.wildcard_pattern}.log",
     benchmark:
-        f"results/benchmarks/train/{TRAIN_SPACE.wildcard_pattern}.tsv"
+        f"results/{archive.train_benchmark(TRAIN_SPACE.wildcard_pattern)}"
     conda:
         "../envs/torch.yaml"
     threads: workflow.cores

@@ -12,6 +12,7 @@ from margin_retrieval.data import collections
 from margin_retrieval.retrieval.encoding import encode_docs_shard, encode_queries
 from margin_retrieval.models.encoders import Encoder
 from margin_retrieval.models.device import resolve_device
+from margin_retrieval.models.precision import resolve
 
 device = resolve_device("auto", snakemake.resources.get("gpu", 0) > 0)  # before any data is read
 torch.set_num_threads(snakemake.threads)
@@ -19,8 +20,9 @@ collections.configure_home(snakemake.params.home)
 dataset = collections.load(snakemake.params.spec, snakemake.params.name)
 encoder = Encoder.load(Path(snakemake.input.model), device=device)
 p = snakemake.params
+precision = resolve(p.precision, device, snakemake.input.get("precision"))
 if "scatteritem" in snakemake.wildcards.keys():
-    encode_docs_shard(encoder, dataset, snakemake.wildcards.scatteritem, p.max_length, p.batch_size, p.precision,
-                      p.fp16, Path(snakemake.output[0]))
+    encode_docs_shard(encoder, dataset, snakemake.wildcards.scatteritem, p.max_length, p.batch_size, precision, p.fp16,
+                      Path(snakemake.output[0]))
 else:
-    encode_queries(encoder, dataset, p.max_length, p.batch_size, p.precision, Path(snakemake.output[0]))
+    encode_queries(encoder, dataset, p.max_length, p.batch_size, precision, Path(snakemake.output[0]))

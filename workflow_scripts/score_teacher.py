@@ -13,6 +13,7 @@ from margin_retrieval.models.encoders import Encoder
 from margin_retrieval.io import read_tsv, write_tsv
 from margin_retrieval.training.teacher import HEADER, score_triples, scores_from_file
 from margin_retrieval.models.device import resolve_device
+from margin_retrieval.models.precision import resolve
 
 torch.set_num_threads(snakemake.threads)
 p = snakemake.params
@@ -28,5 +29,6 @@ else:
     doc_text = collections.doc_lookup(dataset, sorted({d for _, pos, neg in triples for d in (pos, neg)}))
     encoder = Encoder.load(Path(snakemake.input.model), device=device)
     rows = score_triples(encoder, triples, query_text, doc_text, p.max_query_length, p.max_doc_length, p.batch_size,
-                         similarity=p.similarity, precision=p.precision)
+                         similarity=p.similarity,
+                         precision=resolve(p.precision, device, snakemake.input.get("precision")))
 write_tsv(snakemake.output[0], HEADER, rows)

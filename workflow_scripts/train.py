@@ -1,6 +1,6 @@
 """Train one bi-encoder for one row of the experiment grid (resumes from its checkpoint when rerun)."""
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from margin_retrieval.logs import setup_job_logging
@@ -12,12 +12,16 @@ import torch
 from margin_retrieval.data import collections
 from margin_retrieval.models.card import trained_card
 from margin_retrieval.models.device import resolve_device
+from margin_retrieval.models.precision import resolve
 from margin_retrieval.training.config import TrainConfig
 from margin_retrieval.training.data import load_training_data
 from margin_retrieval.training.trainer import Trainer
 
 gpu_requested = snakemake.resources.get("gpu", 0) > 0
-resolve_device(snakemake.params.training.device, gpu_requested)  # no CUDA: fail before loading any data
+device = resolve_device(snakemake.params.training.device, gpu_requested)  # no CUDA: fail before loading any data
+# `auto` becomes the precision this job computes in, so the checkpoint, the log and the model card name it.
+training = snakemake.params.training
+training = replace(training, precision=resolve(training.precision, device, snakemake.input.get("precision")))
 torch.set_num_threads(snakemake.threads)
 collections.configure_home(snakemake.params.home)
 dataset = collections.load(snakemake.params.spec, snakemake.params.name)
@@ -29,12 +33,12 @@ data = load_training_data(
     teacher_path=Path(snakemake.input.teacher_scores[0]) if snakemake.input.teacher_scores else None,
     clusters_path=Path(snakemake.input.clusters[0]) if snakemake.input.clusters else None,
 )
-trainer = Trainer(Path(snakemake.input.base_model), data, TrainConfig.from_config(snakemake.params.training, run),
+trainer = Trainer(Path(snakemake.input.base_model), data, TrainConfig.from_config(training, run),
                   Path(snakemake.params.work_dir), gpu_requested=gpu_requested)
 summary = trainer.fit()
 base = snakemake.config["models"][run["model"]]
 card = trained_card(run=run, base_name=run["model"], base_source=base["source"], pooling=base["pooling"],
-                    similarity=trainer.encoder.similarity, training=asdict(snakemake.params.training),
+                    similarity=trainer.encoder.similarity, training=asdict(training),
                     train_data=snakemake.config["train_data"], summary=summary,
                     steps_done=trainer.state["step"], steps_planned=trainer.steps, triples=len(data.triples))
 trainer.export(Path(snakemake.output.model), Path(snakemake.output.log), card=card)

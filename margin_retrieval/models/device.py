@@ -1,17 +1,14 @@
-"""Where a job computes and in which precision: device selection and mixed-precision autocast, shared by training,
-teacher scoring and encoding (so encoding jobs need not import the training code)."""
+"""Where a job computes: device selection and what the CPU offers, shared by training, teacher scoring and encoding
+(so encoding jobs need not import the training code); ``precision`` says in which precision."""
 
 from __future__ import annotations
 
 import functools
 import platform
 import subprocess
-from contextlib import nullcontext
 from pathlib import Path
 
 import torch
-
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 def resolve_device(setting: str, gpu_requested: bool) -> torch.device:
@@ -29,10 +26,9 @@ def resolve_device(setting: str, gpu_requested: bool) -> torch.device:
     return torch.device("cpu")
 
 
-
 @functools.cache
 def cpu_has_native_bf16() -> bool:
-    """Whether the CPU computes bf16 natively (AVX512-BF16 or AMX); without it bf16 autocast is emulated and slow."""
+    """Whether the CPU has bf16 instructions (AVX512-BF16 or AMX); without them bf16 autocast is emulated and slow."""
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:
@@ -51,22 +47,3 @@ def cpu_description() -> str:
     native = [flag for flag in ("avx512_bf16", "amx_bf16") if flag in flags]
     return (f"{fields.get('Model name', '?').strip()}, {fields.get('CPU(s)', '?').strip()} CPUs, "
             f"bf16: {'native (' + ', '.join(native) + ')' if native else 'emulated'}")
-
-
-def autocast_context(device: torch.device, precision: str):
-    """Mixed precision for ``precision``; ``auto`` = fp16 on CUDA, bf16 on a CPU with native bf16, else fp32.
-
-    On CPUs with native bf16, autocast measured 1.5-2x faster than fp32; on an AVX2-only CPU it measured 6x slower.
-    """
-    if precision == "auto":
-        if device.type == "cuda":
-            precision = "fp16"
-        else:
-            precision = "bf16" if cpu_has_native_bf16() else "fp32"
-    if precision == "fp32":
-        return nullcontext()
-    if precision in ("bf16", "fp16"):
-        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-    else:
-        raise ValueError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
-    return torch.autocast(device.type, dtype=dtype)

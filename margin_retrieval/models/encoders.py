@@ -23,7 +23,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from margin_retrieval.models.device import autocast_context
+from margin_retrieval.models.precision import autocast_context
 from margin_retrieval.progress import Progress
 
 log = logging.getLogger(__name__)

@@ -78,18 +78,17 @@ def _exact_knn(queries: np.ndarray, docs: np.ndarray, k: int, id_ranks: np.ndarr
 
 
 def _block_top_k(scores: np.ndarray, k: int, id_ranks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The top k of each row under the run order: every document scoring at least the k-th score is a candidate
-    (ties at the cut included), the candidates are ordered by one int64 key per document."""
+    """The top k of each row under the run order: a linear-time partition picks k documents, a row where more
+    documents tie with its k-th score than made the cut chooses among them by the run order, and one int64 key per
+    document orders the k."""
     n = scores.shape[1]
-    kth = np.partition(scores, n - k, axis=1)[:, n - k : n - k + 1]
-    rows, candidates = np.nonzero(scores >= kth)
-    counts = np.bincount(rows, minlength=len(scores))
-    starts = np.cumsum(counts) - counts
-    labels = candidates[starts[:, None] + np.arange(k)]  # right for every row with exactly k candidates
-    for row in np.flatnonzero(counts > k):  # documents tied at the k-th score: the run order chooses among them
-        tied = candidates[starts[row] : starts[row] + counts[row]]
-        labels[row] = tied[np.argsort(_run_order_keys(scores[row, tied], id_ranks[tied]))[-k:]]
+    labels = np.argpartition(scores, n - k, axis=1)[:, n - k :]  # the k-th largest score first
     top = np.take_along_axis(scores, labels, 1)
+    kth = top[:, :1]
+    for row in np.flatnonzero(np.count_nonzero(scores >= kth, axis=1) > k):
+        tied = np.flatnonzero(scores[row] >= kth[row])
+        labels[row] = tied[np.argsort(_run_order_keys(scores[row, tied], id_ranks[tied]))[-k:]]
+        top[row] = scores[row, labels[row]]
     order = np.argsort(_run_order_keys(top, id_ranks[labels]), axis=1)[:, ::-1]
     return np.take_along_axis(top, order, 1), np.take_along_axis(labels, order, 1)
 

@@ -23,7 +23,8 @@ import numpy as np
 import torch
 
 from margin_retrieval.io import atomic_path
-from margin_retrieval.models.device import autocast_context, resolve_device
+from margin_retrieval.models.device import resolve_device
+from margin_retrieval.models.precision import autocast_context
 from margin_retrieval.models.card import write_card
 from margin_retrieval.models.encoders import Encoder
 from margin_retrieval.progress import Progress
@@ -205,7 +206,8 @@ class Trainer:
             self._log("resumed", from_step=self.state["step"])
             log.info("resumed from step %d of %d", self.state["step"], self.steps)
         else:
-            self._log("start", total_steps=self.steps, triples=len(self.data.triples), device=str(self.device))
+            self._log("start", total_steps=self.steps, triples=len(self.data.triples), device=str(self.device),
+                      precision=self.config.precision)
             self._validate_and_maybe_stop()  # step 0: the untrained model is the first candidate
             self._save_checkpoint()
         self._progress = Progress(self.steps, "train", unit="steps", logger=log, start=self.state["step"])
