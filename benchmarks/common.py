@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import statistics
 import sys
@@ -106,7 +107,8 @@ class Report:
         self.out = args.out
         self.add(f"# {title}")
         self.add(f"CPU: {cpu_description()}; torch threads: {args.threads}; {args.reps} interleaved reps, medians; "
-                 f"a shared machine (other jobs ran at the same time): compare ratios, not absolute numbers")
+                 f"load average at start {os.getloadavg()[0]:.2f} (1 min): on a shared machine compare ratios, "
+                 "not absolute numbers")
         self.add(f"date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; command: "
                  f"{' '.join([Path(sys.argv[0]).name, *sys.argv[1:]])}")
 

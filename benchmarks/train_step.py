@@ -129,6 +129,7 @@ def main() -> None:
     parser.add_argument("--triples", type=int, default=640)
     parser.add_argument("--losses", nargs="+", default=["MarginMSE", "MNRL"], choices=["MarginMSE", "MNRL"],
                         help="sentence-transformers losses to race")
+    parser.add_argument("--profile", action="store_true", help="also print where our step's CPU time goes")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     from margin_retrieval.training.data import TrainingData
@@ -159,7 +160,24 @@ def main() -> None:
                 rate = BATCH / seconds[name, p]
                 rows.append([precision, name, rate, ours_rate / rate])
     report.table(["precision", "contestant", "triples/s", "ours / contestant"], rows)
+    if args.profile:
+        with tempfile.TemporaryDirectory() as work:
+            for precision in precisions():
+                profile_ours(report, ours_block(model, data, precision, args.steps, Path(work)), precision)
     report.close()
+
+
+def profile_ours(report: Report, block, precision: str, top: int = 6) -> None:
+    """Where our step's CPU time goes: the operators with the largest share of self CPU time over one block."""
+    from torch.profiler import ProfilerActivity, profile
+
+    block()  # warm-up
+    with profile(activities=[ProfilerActivity.CPU]) as profiler:
+        block()
+    events = profiler.key_averages()
+    total = sum(event.self_cpu_time_total for event in events)
+    shares = sorted(((event.self_cpu_time_total / total, event.key) for event in events), reverse=True)[:top]
+    report.add(f"ours, {precision}, share of self CPU time: " + ", ".join(f"{name} {share:.0%}" for share, name in shares))
 
 
 if __name__ == "__main__":
