@@ -1,6 +1,7 @@
 """Training step: our ``Trainer`` (margin_mse objective) against sentence-transformers' trainer (MarginMSELoss and
 MultipleNegativesRankingLoss) and a plain loop (AutoModel, per-step tokenization, default AdamW), on the same SciFact
-triples, the same model directory, batch 32, queries 32 / passages 128 tokens, fp32 and (where native) bf16.
+triples, the same model directory, batch 32, queries 32 / passages 128 tokens, fp32 and (where native) bf16. Ours
+runs twice: as configured by default (``dropout_masks: fast``) and with torch's dropout masks, as the peers draw them.
 
 Each contestant runs blocks of ``--steps`` steps, blocks interleaved; a block's time is the median of its steps after
 the first (sentence-transformers: the time between its ``on_step_end`` callbacks, data loading included).
@@ -22,13 +23,13 @@ from common import Report, arguments, interleaved, precisions, scifact, student,
 BATCH, QUERY_LENGTH, DOC_LENGTH = 32, 32, 128
 
 
-def ours_block(model: Path, data, precision: str, steps: int, work: Path):
+def ours_block(model: Path, data, precision: str, steps: int, work: Path, dropout_masks: str = "fast"):
     """Our Trainer's step, the loop of ``Trainer.fit`` without its validations and checkpoints."""
     from margin_retrieval.training.trainer import Trainer
 
     config = train_config(objective="margin_mse", precision=precision, batch_size=BATCH, max_query_length=QUERY_LENGTH,
-                         max_doc_length=DOC_LENGTH)
-    trainer = Trainer(model, data, config, work / f"ours-{precision}")
+                         max_doc_length=DOC_LENGTH, dropout_masks=dropout_masks)
+    trainer = Trainer(model, data, config, work / f"ours-{precision}-{dropout_masks}")
     trainer._resume()  # creates the work directory, as fit() does
     trainer._clock_start = time.perf_counter()
 
@@ -147,6 +148,9 @@ def main() -> None:
         contestants = {}
         for precision in precisions():
             contestants["ours", precision] = ours_block(model, data, precision, args.steps, Path(work))
+            # What the fast dropout masks (the default) are worth: ours with torch's dropout, as the peers draw it.
+            contestants["ours, torch dropout masks", precision] = ours_block(model, data, precision, args.steps,
+                                                                           Path(work), dropout_masks="torch")
             contestants["plain loop", precision] = plain_block(model, data, precision, args.steps)
             for loss_name in args.losses:
                 contestants[f"ST trainer {loss_name}", precision] = st_block(model, data, precision, args.steps,

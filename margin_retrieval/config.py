@@ -143,6 +143,7 @@ class TrainingSettings:
     infonce_temperature: float
     margin_mse_similarity: Similarity
     precision: str
+    dropout_masks: str
     validate_every: int
     patience: int
     checkpoint_every: int

@@ -24,6 +24,7 @@ import torch
 
 from margin_retrieval.io import atomic_path
 from margin_retrieval.models.device import resolve_device
+from margin_retrieval.models.dropout import use_fast_dropout
 from margin_retrieval.models.precision import autocast_context
 from margin_retrieval.models.card import write_card
 from margin_retrieval.models.encoders import Encoder
@@ -58,6 +59,10 @@ class Trainer:
         self.encoder = Encoder.load(base_model, device=self.device)
         self.encoder.similarity = trained_similarity(config)  # recorded with the model; validation scores with it
         self.encoder.model.train()  # HF models load in eval mode: dropout would be silently off
+        # The masks actually drawn, for the log: CUDA's own dropout is cheap, "fast" applies on a CPU only.
+        self.dropout_masks = "fast" if config.dropout_masks == "fast" and self.device.type == "cpu" else "torch"
+        if self.dropout_masks == "fast":
+            use_fast_dropout(self.encoder.model)
         # Steps and validations batch from token ids: each text is tokenized once per job.
         self.query_tokens = TokenCache(self.encoder.tokenize, data.query_text, config.max_query_length)
         self.doc_tokens = TokenCache(self.encoder.tokenize, data.doc_text, config.max_doc_length)
@@ -207,7 +212,7 @@ class Trainer:
             log.info("resumed from step %d of %d", self.state["step"], self.steps)
         else:
             self._log("start", total_steps=self.steps, triples=len(self.data.triples), device=str(self.device),
-                      precision=self.config.precision)
+                      precision=self.config.precision, dropout_masks=self.dropout_masks)
             self._validate_and_maybe_stop()  # step 0: the untrained model is the first candidate
             self._save_checkpoint()
         self._progress = Progress(self.steps, "train", unit="steps", logger=log, start=self.state["step"])
