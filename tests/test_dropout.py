@@ -89,16 +89,19 @@ def test_fast_dropout_model_encodes_exactly_as_before_in_eval_mode(tiny):
                        torch.from_numpy(plain.encode(TEXTS, 32, precision="fp32")))
 
 
-def test_fast_dropout_attention_with_all_kept_masks_equals_sdpa_attention_on_padded_input(tiny):
-    """The training path (eager attention, masks applied) against SDPA: the same output when nothing is dropped."""
+@pytest.mark.parametrize("mask_kind", ["bool", "additive"])
+def test_fast_dropout_attention_with_all_kept_masks_equals_sdpa_attention_on_padded_input(tiny, mask_kind):
+    """The training path (eager attention, masks applied) against SDPA: the same output when nothing is dropped,
+    with SDPA's bool mask and with an additive one (models that build their own)."""
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     torch.manual_seed(0)
     module = Encoder.load(tiny).model.encoder.layer[0].attention.self
     query, key, value = (torch.randn(2, 2, 5, 16) for _ in range(3))
     attend = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]], dtype=torch.bool)[:, None, None, :].expand(2, 1, 5, 5)
+    mask = attend if mask_kind == "bool" else torch.zeros(attend.shape).masked_fill(~attend, -1e9)
     tiny_rate = 1e-9  # rounds to 0: every element kept, scale 1, but the dropout path is taken
-    ours, _ = fast_dropout_attention(module, query, key, value, attend, scaling=0.25, dropout=tiny_rate)
+    ours, _ = fast_dropout_attention(module, query, key, value, mask, scaling=0.25, dropout=tiny_rate)
     theirs, _ = sdpa_attention_forward(module, query, key, value, attend, scaling=0.25, dropout=0.0)
     assert torch.allclose(ours, theirs, atol=1e-6)
 

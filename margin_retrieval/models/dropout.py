@@ -69,16 +69,19 @@ def fast_dropout_attention(module: nn.Module, query: torch.Tensor, key: torch.Te
     if scaling is None:
         scaling = query.size(-1) ** -0.5
     scores = torch.matmul(query, key.transpose(2, 3)) * scaling
-    if attention_mask is not None:  # SDPA's mask: True where a key may be attended to
+    if attention_mask is not None and attention_mask.dtype == torch.bool:  # SDPA's mask: True where a key may be seen
         scores = scores.masked_fill(~attention_mask, torch.finfo(scores.dtype).min)
+    elif attention_mask is not None:  # an additive mask (0 or a large negative number)
+        scores = scores + attention_mask
     probabilities = fast_dropout(torch.softmax(scores, dim=-1), dropout)
     return torch.matmul(probabilities, value).transpose(1, 2).contiguous(), probabilities
 
 
 def use_fast_dropout(model: nn.Module) -> nn.Module:
     """Swap every ``nn.Dropout`` of ``model`` for a ``FastDropout`` of the same rate and, for a model built on
-    transformers' attention interface, its attention for ``fast_dropout_attention``. Weights are untouched; the saved
-    model loads anywhere (the attention choice is not written to its config)."""
+    transformers' attention interface, its attention for ``fast_dropout_attention`` (a model with attention code of
+    its own applies its dropout module, now a ``FastDropout``, itself). Weights are untouched; the saved model loads
+    anywhere (the attention choice is not written to its config)."""
     from transformers import AttentionInterface
     from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
@@ -86,7 +89,9 @@ def use_fast_dropout(model: nn.Module) -> nn.Module:
         for name, child in list(parent.named_children()):
             if type(child) is nn.Dropout:
                 setattr(parent, name, FastDropout(child.p))
-    AttentionInterface.register(ATTENTION, fast_dropout_attention)
-    AttentionMaskInterface.register(ATTENTION, sdpa_mask)  # the masks that SDPA gets, in both modes
-    model.set_attn_implementation(ATTENTION)
+    can_set = getattr(model, "_can_set_attn_implementation", None)
+    if can_set is not None and can_set() and model.config._attn_implementation in ("sdpa", "eager"):
+        AttentionInterface.register(ATTENTION, fast_dropout_attention)
+        AttentionMaskInterface.register(ATTENTION, sdpa_mask)  # the masks that SDPA gets, in both modes
+        model.set_attn_implementation(ATTENTION)
     return model
