@@ -230,6 +230,13 @@ def test_figure_data_efficiency(tmp_path, texts):
     assert "12.5%" in joined  # percent tick labels
 
 
+def test_figure_data_efficiency_draws_a_full_data_only_variant_as_a_point(drawn):
+    in_batch_full_only = results_table(lambda row: not (row.get("in_batch") == "true" and row.get("fraction", 1) < 1))
+    data_efficiency.draw(in_batch_full_only, "unused.png", "unused.pdf", margin=0.01)
+    assert "adaptive margin (in-batch) (100% data only)" in drawn and "adaptive margin" in drawn
+    assert "adaptive margin (100% data only)" not in drawn  # the per-triple variant has its line
+
+
 def test_figure_data_efficiency_without_reduced_data(tmp_path, drawn):
     full_only = results_table(lambda row: row.get("fraction", 1.0) == 1.0 and row.get("objective") != "margin_mse")
     assert data_efficiency.draw(full_only, *written(tmp_path, "data"), margin=0.01) == {

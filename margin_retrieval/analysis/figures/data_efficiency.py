@@ -1,5 +1,5 @@
 """Test effectiveness vs training fraction (one line per objective trained on reduced data, error bars over
-seeds), the full-data reference with its equivalence band, and the zero-shot models as horizontal lines; the
+seeds; an adaptive variant trained on full data only as a lone point), the full-data reference with its equivalence band, and the zero-shot models as horizontal lines; the
 smallest fraction that matches the reference (``numbers.effectiveness.smallest_matching_fraction``) is printed on
 the figure and written as JSON."""
 
@@ -21,17 +21,24 @@ from margin_retrieval.analysis.systems import system_label, variant_label
 from margin_retrieval.io import write_json
 
 
-def _lines(ax, trained: pd.DataFrame) -> set[float]:
-    """One line per objective/in-batch/τ that has a reduced fraction; returns the fractions drawn."""
+def _lines(ax, trained: pd.DataFrame, summarised: set[str]) -> set[float]:
+    """One line per objective/in-batch/τ that has a reduced fraction, and a lone point for a variant the summary
+    names (``summarised``) that was trained on full data only; returns the fractions drawn."""
     fractions: set[float] = set()
+    lone = []
     for (objective, in_batch, tau), group in trained.fillna({"tau": -1}).groupby(["objective", "in_batch", "tau"]):
-        if not (group["fraction"] < 1).any():
-            continue  # not part of a data-efficiency experiment
-        group = group.sort_values("fraction")
         label = variant_label(objective, in_batch) + (f" τ={tau:g}" if objective == "static" else "")
+        if not (group["fraction"] < 1).any():
+            if label in summarised:
+                lone.append((objective, in_batch, label, group))
+            continue  # otherwise not part of a data-efficiency experiment
+        group = group.sort_values("fraction")
         ax.errorbar(group["fraction"], group["value"], yerr=half_widths(group), marker="o", capsize=3,
                     color=color(objective, in_batch), label=label)
         fractions.update(group["fraction"])
+    for objective, in_batch, label, group in lone if fractions else ():  # a point needs an axis of fractions
+        ax.errorbar(group["fraction"], group["value"], yerr=half_widths(group), marker="D", capsize=3,
+                    linestyle="none", color=color(objective, in_batch), label=f"{label} (100% data only)")
     return fractions
 
 
@@ -67,10 +74,10 @@ def draw(results: pd.DataFrame, png: PathLike, pdf: PathLike, margin: float, ref
     """Draw the figure; returns ``smallest_matching_fraction``."""
     rows = default_setting(variant_rows(results, collection, measure, model))
     fig, (ax,) = new_figure(width=7.5, height=4.2)
-    fractions = _lines(ax, rows[rows["kind"] == "trained"])
+    smallest = smallest_matching_fraction(results, margin, reference_objective, collection, measure, model)
+    fractions = _lines(ax, rows[rows["kind"] == "trained"], set(smallest))
     reference = reference_row(rows, reference_objective)
     _horizontal_lines(ax, rows, reference, margin, student, teacher)
-    smallest = smallest_matching_fraction(results, margin, reference_objective, collection, measure, model)
     if not fractions:
         placeholder(ax, "no runs on reduced training data in this configuration")
         ax.set_xlim(0, 1)
