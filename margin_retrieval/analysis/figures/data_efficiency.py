@@ -1,7 +1,7 @@
 """Test effectiveness vs training fraction (one line per objective trained on reduced data, error bars over
-seeds; an adaptive variant trained on full data only as a lone point), the full-data reference with its equivalence band, and the zero-shot models as horizontal lines; the
-smallest fraction that matches the reference (``numbers.effectiveness.smallest_matching_fraction``) is printed on
-the figure and written as JSON."""
+seeds; an adaptive variant trained on full data only as a lone point), the full-data reference with its
+equivalence band, and the zero-shot models as horizontal lines; the smallest fraction that matches the reference
+(``numbers.effectiveness.smallest_matching_fraction``) is printed on the figure and written as JSON."""
 
 from __future__ import annotations
 
