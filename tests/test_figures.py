@@ -284,6 +284,23 @@ def test_speedup_averages_seeds(tmp_path):
     assert entry["static_sweep"]["speedup"]["steps"] == pytest.approx(60 / 25)
 
 
+def test_speedup_sweep_counts_each_tau_once_averaged_over_its_seeds(tmp_path):
+    """A τ with more seeds than the rest (a headline τ) counts once in the sweep, at the mean of its seeds:
+    τ 0.1 (20 steps, 30 CPU s) + τ 0.5 over seeds 0 and 1 (40 and 20 steps, 80 and 40 CPU s) = 50 steps, 90 CPU s."""
+    logs = [
+        LOGS[0],
+        (system("static", tau=0.1, seed=0), *LOGS[1][1:]),
+        (system("static", tau=0.5, seed=0), *LOGS[2][1:]),
+        (system("static", tau=0.5, seed=1), [(0, 0.30), (10, 0.42), (20, 0.48)], 20, 40.0, False),
+        LOGS[3],
+    ]
+    (entry,) = speedup_numbers(load_runs(manifest_records(tmp_path, logs)), TEACHER_CPU, target=0.48)["variants"]
+    sweep = entry["static_sweep"]
+    assert sweep["cost"] == {"steps": 50, "triples": 200, "cpu_seconds": 90}
+    assert sweep["per_tau"]["0.5"]["steps"] == 30
+    assert sweep["speedup"]["steps"] == pytest.approx(50 / 20)
+
+
 def test_figure_speedup_and_outputs(tmp_path, runs, texts):
     _, manifest = runs
     benchmark = write_benchmark(tmp_path / "score_teacher.tsv", TEACHER_CPU)

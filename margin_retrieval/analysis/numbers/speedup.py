@@ -7,9 +7,9 @@ per run, so the cost to the target is steps x that per-step cost; wall-clock sec
 else ran, are not used. Per self-distilled variant (its seeds averaged, with a 95% t interval): the cost to the
 target (first validation at or above it); the static sweep of the same in-batch setting (same model, negatives,
 batching and fraction, ``train_logs.full_runs``), whose cost is the **full** training of every τ tried (a sweep
-must train them all; with seeds, the sum per seed averaged over seeds); and the reference (Margin-MSE): its cost to
-the target plus, in CPU seconds, the teacher's scoring of the training triples. Speed-up = cost / self-distilled
-cost to target, per unit.
+must train them all; with seeds, each τ's cost averaged over its seeds, then summed over τ); and the reference
+(Margin-MSE): its cost to the target plus, in CPU seconds, the teacher's scoring of the training triples.
+Speed-up = cost / self-distilled cost to target, per unit.
 """
 
 from __future__ import annotations
@@ -80,18 +80,15 @@ def _ratios(cost: Mapping[str, float | None], own: Mapping) -> dict[str, float |
 
 
 def _sweep(sweep: Sequence[dict], in_batch: str, target: float, own: Mapping) -> dict:
-    """The static sweep's cost: per seed the sum over τ of each run's full cost, averaged over seeds."""
-    per_seed: dict[int, list[dict]] = {}
-    for run in sweep:
-        per_seed.setdefault(int(run.get("seed", 0)), []).append(total_cost(run))
-    cost = {}
-    for unit in UNITS:
-        sums = [sum(c[unit] for c in costs) if all(c[unit] is not None for c in costs) else None
-                for costs in per_seed.values()]
-        cost[unit] = None if None in sums else sum(sums) / len(sums)
+    """The static sweep's cost: the sum over τ of each τ's full cost, averaged over that τ's seeds (the expected
+    cost of training every τ once; a τ with more seeds than the others, e.g. a headline τ, counts once)."""
     taus = sorted({float(r["tau"]) for r in sweep})
     per_tau = {f"{tau:g}": {unit: _mean(_summary([total_cost(r) for r in sweep if float(r["tau"]) == tau]), unit)
                             for unit in UNITS} for tau in taus}
+    cost = {}
+    for unit in UNITS:
+        values = [costs[unit] for costs in per_tau.values()]
+        cost[unit] = None if None in values else sum(values)
     best = best_static(sweep, in_batch)
     return {"label": variant_label("static", in_batch) + " sweep", "taus": taus, "per_tau": per_tau,
             "cost": cost, "best_tau": float(best[0]["tau"]), "best_value": mean_best(best),
