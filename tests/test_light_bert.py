@@ -1,0 +1,100 @@
+"""light_bert: transformers' BERT forward and fast tokenizer, without importing transformers."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from margin_retrieval.models import light_bert
+from margin_retrieval.models.encoders import Encoder
+from tests.tiny_bert import make_tiny_bert
+from tests.tiny_collection import FILLER, TOPICS
+
+REPO = Path(__file__).resolve().parents[1]
+# Texts of different lengths, so batches pad; one longer than the truncation below.
+TEXTS = [" ".join(topic) for topic in TOPICS] + [" ".join(FILLER * 3), "what does query 7 do?", "document"]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return make_tiny_bert(tmp_path_factory.mktemp("light") / "bert")
+
+
+def test_tokenizer_equals_transformers_fast_tokenizer(tiny):
+    reference = Encoder.load(tiny)
+    light = Encoder.load(tiny, inference=True)
+    assert isinstance(light.tokenizer, light_bert.Tokenizer)
+    for max_length in (8, 128):
+        assert light.tokenize(TEXTS, max_length) == reference.tokenize(TEXTS, max_length)
+    assert (light.tokenizer.pad_token_id, light.tokenizer.padding_side) == (reference.tokenizer.pad_token_id, "right")
+
+
+def test_tokenizer_ignores_saved_fixed_padding(tiny, tmp_path):
+    """A tokenizer.json saved with fixed-length padding (as the converted student's is) still yields unpadded
+    rows: padding is Encoder.collate's."""
+    copy = Path(shutil.copytree(tiny, tmp_path / "padded"))
+    spec = json.loads((copy / "tokenizer.json").read_text())
+    spec["padding"] = {"strategy": {"Fixed": 64}, "direction": "Right", "pad_to_multiple_of": None, "pad_id": 0,
+                       "pad_type_id": 0, "pad_token": "[PAD]"}
+    (copy / "tokenizer.json").write_text(json.dumps(spec))
+    rows = light_bert.Tokenizer(copy)(["document"], max_length=16)["input_ids"]
+    assert rows == Encoder.load(tiny).tokenize(["document"], 16)
+
+
+@pytest.mark.parametrize("pooling", ["mean", "cls", "pooler"])
+def test_hidden_states_and_embeddings_equal_transformers(tiny, pooling):
+    reference = Encoder.load(tiny, pooling=pooling)
+    light = Encoder.load(tiny, pooling=pooling, inference=True)
+    assert isinstance(light.model, light_bert.BertModel) and not isinstance(reference.model, light_bert.BertModel)
+    batch = reference.collate(reference.tokenize(TEXTS, 16))
+    assert batch["attention_mask"].min() == 0  # padded: the mask is exercised
+    with torch.inference_mode():
+        expected, got = reference.model.eval()(**batch), light.model(**batch)
+    mask = batch["attention_mask"].bool()
+    torch.testing.assert_close(got.last_hidden_state[mask], expected.last_hidden_state[mask], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(got.pooler_output if pooling == "pooler" else torch.zeros(1),
+                               expected.pooler_output if pooling == "pooler" else torch.zeros(1), atol=1e-5, rtol=0)
+    np.testing.assert_allclose(light.encode(TEXTS, 16, batch_size=3), reference.encode(TEXTS, 16, batch_size=3),
+                               atol=1e-5)
+
+
+def test_bf16_embeddings_close_to_transformers(tiny):
+    light = Encoder.load(tiny, inference=True).encode(TEXTS, 16, precision="bf16")
+    reference = Encoder.load(tiny).encode(TEXTS, 16, precision="bf16")
+    assert np.min(np.sum(light * reference, axis=1)) > 0.999  # rows are unit vectors: cosine
+
+
+def test_other_architectures_load_with_transformers(tiny, tmp_path):
+    copy = Path(shutil.copytree(tiny, tmp_path / "relative"))
+    config = json.loads((copy / "config.json").read_text())
+    (copy / "config.json").write_text(json.dumps({**config, "position_embedding_type": "relative_key"}))
+    assert light_bert.supports(tiny) and not light_bert.supports(copy)
+    assert not isinstance(Encoder.load(copy, inference=True).model, light_bert.BertModel)
+    (tiny_without_tokenizer := Path(shutil.copytree(tiny, tmp_path / "slow")) / "tokenizer.json").unlink()
+    assert not light_bert.supports(tiny_without_tokenizer.parent)
+
+
+def test_inference_encoder_cannot_be_saved(tiny, tmp_path):
+    with pytest.raises(TypeError, match="inference=True cannot be saved"):
+        Encoder.load(tiny, inference=True).save(tmp_path / "out")
+
+
+def test_encode_job_imports_do_not_load_transformers(tiny):
+    """What workflow_scripts/encode.py imports and runs, in a fresh process: transformers is never imported."""
+    code = f"""
+import sys
+from margin_retrieval.data import collections
+from margin_retrieval.retrieval.encoding import encode_docs_shard, encode_queries
+from margin_retrieval.models.encoders import Encoder
+from margin_retrieval.models.device import resolve_device
+from margin_retrieval.models.precision import resolve
+Encoder.load({str(tiny)!r}, inference=True).encode(["a query"], 8, precision="fp32")  # the job's is resolved
+print(sorted(name for name in sys.modules if name.split(".")[0] == "transformers"))
+"""
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, capture_output=True, text=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"
