@@ -2,9 +2,9 @@
 ``scripts/setup_venv.sh`` compiles once and without it (every module compiled from source, as a job pays where
 PYTHONDONTWRITEBYTECODE is set and nothing compiled the environment).
 
-Each rep starts fresh processes: a train job's (imports what it imports, loads the student with transformers,
-encodes one batch of 32 SciFact passages), an encode job's as it runs (``Encoder.load(inference=True)``:
-``light_bert``, no transformers) and as it ran before (``inference=False``: transformers' BERT), and one that
+Each rep starts fresh processes: a train job's and an encode job's (each imports what its script imports, loads
+the student and encodes one batch of 32 SciFact passages), each as it runs (``light_bert``: no transformers) and as
+it ran before (``Encoder.load(light=False)``: transformers' BERT), and one that
 imports Snakemake's command line (every local job of the DAG runs in its own Snakemake process before its script
 starts). "from source" points PYTHONPYCACHEPREFIX at an empty folder, so Python finds no bytecode and, with
 PYTHONDONTWRITEBYTECODE=1, writes none.
@@ -32,7 +32,7 @@ imported_torch = time.perf_counter()
 from margin_retrieval.models.encoders import Encoder
 {imports}
 imported = time.perf_counter()
-encoder = Encoder.load(sys.argv[1], inference={inference})
+encoder = Encoder.load(sys.argv[1], light={light})
 loaded = time.perf_counter()
 encoder.encode(json.loads(sys.argv[2]), 128, batch_size=32, precision="fp32")
 done = time.perf_counter()
@@ -44,7 +44,8 @@ print(json.dumps({{"import torch": imported_torch - start, "import ours": import
 TRAIN_IMPORTS = "from margin_retrieval.data import collections; from margin_retrieval.training.trainer import Trainer"
 ENCODE_IMPORTS = "from margin_retrieval.data import collections; from margin_retrieval.retrieval import encoding"
 JOBS = {
-    "train job": (TRAIN_IMPORTS, False),
+    "train job (light_bert)": (TRAIN_IMPORTS, True),
+    "train job (transformers)": (TRAIN_IMPORTS, False),
     "encode job (light_bert)": (ENCODE_IMPORTS, True),
     "encode job (transformers)": (ENCODE_IMPORTS, False),
 }
@@ -75,8 +76,8 @@ def main() -> None:
         environments = {"bytecode compiled once": base, "from source": dict(base, PYTHONPYCACHEPREFIX=empty)}
         for _ in range(args.reps):
             for name, environment in environments.items():  # interleaved, rep by rep
-                for job, (imports, inference) in JOBS.items():
-                    code = JOB.format(threads=args.threads, imports=imports, inference=inference)
+                for job, (imports, light) in JOBS.items():
+                    code = JOB.format(threads=args.threads, imports=imports, light=light)
                     for phase, seconds in run_child(code, [str(model), passages], environment).items():
                         phases.setdefault((f"{job}: {phase}", name), []).append(seconds)
                 for phase, seconds in run_child(SNAKEMAKE, [], environment).items():
@@ -87,9 +88,10 @@ def main() -> None:
         medians = [statistics.median(phases[phase, name]) for name in names]
         rows.append([phase, *medians, medians[1] / medians[0]])
     report.table(["phase", *(f"{name} (s)" for name in names), "from source / compiled"], rows)
-    light, full = (statistics.median(phases[f"encode job ({path}): total", names[0]])
-                   for path in ("light_bert", "transformers"))
-    report.add(f"encode job start to its first batch, compiled: transformers / light_bert = {full / light:.2f}x")
+    for job in ("train job", "encode job"):
+        light, full = (statistics.median(phases[f"{job} ({path}): total", names[0]])
+                       for path in ("light_bert", "transformers"))
+        report.add(f"{job} start to its first batch, compiled: transformers / light_bert = {full / light:.2f}x")
     report.close()
 
 

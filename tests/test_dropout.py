@@ -74,11 +74,17 @@ def test_fast_dropout_is_the_identity_in_eval_mode_and_at_rate_zero():
         fast_dropout(x, 1.0)
 
 
-def test_use_fast_dropout_swaps_every_dropout_module_and_the_attention(tiny):
-    model = use_fast_dropout(Encoder.load(tiny).model)
+@pytest.mark.parametrize("light", [False, True])
+def test_use_fast_dropout_swaps_every_dropout_module_and_the_attention(tiny, light):
+    """transformers' BERT: its dropout modules and its attention function; light_bert's attention dropout is one of
+    its modules."""
+    model = use_fast_dropout(Encoder.load(tiny, light=light).model)
     dropouts = [module for module in model.modules() if isinstance(module, torch.nn.Dropout)]
     assert dropouts and all(type(module) is FastDropout for module in dropouts)
-    assert model.config._attn_implementation == ATTENTION
+    if light:
+        assert type(model.encoder.layer[0].attention.self.dropout) is FastDropout
+    else:
+        assert model.config._attn_implementation == ATTENTION
 
 
 def test_fast_dropout_model_encodes_exactly_as_before_in_eval_mode(tiny):
@@ -96,7 +102,7 @@ def test_fast_dropout_attention_with_all_kept_masks_equals_sdpa_attention_on_pad
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     torch.manual_seed(0)
-    module = Encoder.load(tiny).model.encoder.layer[0].attention.self
+    module = Encoder.load(tiny, light=False).model.encoder.layer[0].attention.self
     query, key, value = (torch.randn(2, 2, 5, 16) for _ in range(3))
     attend = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]], dtype=torch.bool)[:, None, None, :].expand(2, 1, 5, 5)
     mask = attend if mask_kind == "bool" else torch.zeros(attend.shape).masked_fill(~attend, -1e9)
@@ -106,8 +112,9 @@ def test_fast_dropout_attention_with_all_kept_masks_equals_sdpa_attention_on_pad
     assert torch.allclose(ours, theirs, atol=1e-6)
 
 
-def test_fast_dropout_model_trains_and_saves_a_model_that_loads_without_it(tiny, tmp_path):
-    encoder = Encoder.load(tiny)
+@pytest.mark.parametrize("light", [False, True])
+def test_fast_dropout_model_trains_and_saves_a_model_that_loads_without_it(tiny, tmp_path, light):
+    encoder = Encoder.load(tiny, light=light)
     use_fast_dropout(encoder.model)
     encoder.model.train()
     torch.manual_seed(0)
@@ -122,5 +129,8 @@ def test_fast_dropout_model_trains_and_saves_a_model_that_loads_without_it(tiny,
                if "pooler" not in name)
     encoder.save(tmp_path / "saved")
     assert "margin" not in json.dumps(json.loads((tmp_path / "saved" / "config.json").read_text()))
-    reloaded = Encoder.load(tmp_path / "saved")
-    assert reloaded.model.config._attn_implementation != ATTENTION
+    reloaded = Encoder.load(tmp_path / "saved", light=light)
+    if light:
+        assert not any(isinstance(module, FastDropout) for module in reloaded.model.modules())
+    else:
+        assert reloaded.model.config._attn_implementation != ATTENTION

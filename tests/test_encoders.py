@@ -33,7 +33,7 @@ def encoder(tiny) -> Encoder:
 
 
 def hidden_states(encoder: Encoder, texts: list[str], max_length: int = 32):
-    batch = encoder.tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+    batch = encoder.collate(encoder.tokenize(texts, max_length))
     with torch.no_grad():
         return encoder.model(**batch), batch["attention_mask"]
 
@@ -42,10 +42,10 @@ def hidden_states(encoder: Encoder, texts: list[str], max_length: int = 32):
 def test_tiny_bert_is_deterministic_idempotent_and_knows_the_collection_words(tmp_path, tiny):
     other = make_tiny_bert(tmp_path / "again", seed=0)
     assert make_tiny_bert(other) == other  # existing directory: left as it is
-    a, b = Encoder.load(tiny), Encoder.load(other)
+    a, b = Encoder.load(tiny, light=False), Encoder.load(other, light=False)  # transformers' tokenizer API below
     for name, value in a.model.state_dict().items():
         assert torch.equal(value, b.model.state_dict()[name])
-    different = Encoder.load(make_tiny_bert(tmp_path / "seed1", seed=1))
+    different = Encoder.load(make_tiny_bert(tmp_path / "seed1", seed=1), light=False)
     assert not torch.equal(different.model.embeddings.word_embeddings.weight, a.model.embeddings.word_embeddings.weight)
     ids = a.tokenizer("cell protein study the", add_special_tokens=False)["input_ids"]
     assert a.tokenizer.unk_token_id not in ids and len(ids) == 4
@@ -74,15 +74,16 @@ def test_cls_and_pooler_pooling(tiny):
 def test_a_checkpoint_without_pooler_loads_without_one(tiny, tmp_path):
     from transformers import BertModel
 
-    full = Encoder.load(tiny)
+    full = Encoder.load(tiny, light=False)
     headless = BertModel(full.model.config, add_pooling_layer=False)
     headless.load_state_dict({k: v for k, v in full.model.state_dict().items() if not k.startswith("pooler.")})
     Encoder(headless, full.tokenizer, "mean").save(tmp_path / "headless")
-    loaded = Encoder.load(tmp_path / "headless")
-    assert loaded.model.pooler is None  # not built: no random weights, no MISSING keys
-    np.testing.assert_allclose(loaded.encode(TEXTS, 32, 4, "fp32"), full.encode(TEXTS, 32, 4, "fp32"), atol=1e-6)
-    with pytest.raises(ValueError, match="no pooler"):
-        Encoder.load(tmp_path / "headless", pooling="pooler")
+    for light in (False, True):
+        loaded = Encoder.load(tmp_path / "headless", light=light)
+        assert loaded.model.pooler is None  # not built: no random weights, no MISSING keys
+        np.testing.assert_allclose(loaded.encode(TEXTS, 32, 4, "fp32"), full.encode(TEXTS, 32, 4, "fp32"), atol=1e-6)
+        with pytest.raises(ValueError, match="no pooler"):
+            Encoder.load(tmp_path / "headless", pooling="pooler", light=light)
 
 
 def test_embed_keeps_autograd_and_truncates(encoder):
@@ -94,14 +95,14 @@ def test_embed_keeps_autograd_and_truncates(encoder):
     torch.testing.assert_close(encoder.embed(["cell protein gene study"], 4), encoder.embed(["cell protein"], 4))
 
 
+@pytest.mark.parametrize("light", [False, True])
 @pytest.mark.parametrize("side", ["right", "left"])
-def test_collated_token_ids_equal_the_tokenizers_own_padding(encoder, side):
-    encoder.tokenizer.padding_side = side
-    try:
-        expected = encoder.tokenizer(TEXTS, padding=True, truncation=True, max_length=5, return_tensors="pt")
-        batch = encoder.collate(encoder.tokenize(TEXTS, 5))
-    finally:
-        encoder.tokenizer.padding_side = "right"
+def test_collated_token_ids_equal_the_tokenizers_own_padding(tiny, side, light):
+    """transformers' tokenizer with padding=True is the reference, for our collate over either loading path."""
+    reference, encoder = Encoder.load(tiny, light=False), Encoder.load(tiny, light=light)
+    reference.tokenizer.padding_side = encoder.tokenizer.padding_side = side
+    expected = reference.tokenizer(TEXTS, padding=True, truncation=True, max_length=5, return_tensors="pt")
+    batch = encoder.collate(encoder.tokenize(TEXTS, 5))
     assert set(batch) == set(expected)
     for key, value in expected.items():
         assert torch.equal(batch[key], value), key

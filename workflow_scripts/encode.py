@@ -18,7 +18,7 @@ device = resolve_device("auto", snakemake.resources.get("gpu", 0) > 0)  # before
 torch.set_num_threads(snakemake.threads)
 collections.configure_home(snakemake.params.home)
 dataset = collections.load(snakemake.params.spec, snakemake.params.name)
-encoder = Encoder.load(Path(snakemake.input.model), device=device, inference=True)
+encoder = Encoder.load(Path(snakemake.input.model), device=device)
 p = snakemake.params
 precision = resolve(p.precision, device, snakemake.input.get("precision"))
 if "scatteritem" in snakemake.wildcards.keys():

@@ -27,7 +27,7 @@ else:
     dataset = collections.load(p.spec, p.name)
     query_text = collections.queries(dataset)
     doc_text = collections.doc_lookup(dataset, sorted({d for _, pos, neg in triples for d in (pos, neg)}))
-    encoder = Encoder.load(Path(snakemake.input.model), device=device, inference=True)
+    encoder = Encoder.load(Path(snakemake.input.model), device=device)
     rows = score_triples(encoder, triples, query_text, doc_text, p.max_query_length, p.max_doc_length, p.batch_size,
                          similarity=p.similarity,
                          precision=resolve(p.precision, device, snakemake.input.get("precision")))

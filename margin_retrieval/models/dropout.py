@@ -82,15 +82,15 @@ def use_fast_dropout(model: nn.Module) -> nn.Module:
     transformers' attention interface, its attention for ``fast_dropout_attention`` (a model with attention code of
     its own applies its dropout module, now a ``FastDropout``, itself). Weights are untouched; the saved model loads
     anywhere (the attention choice is not written to its config)."""
-    from transformers import AttentionInterface
-    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
-
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
             if type(child) is nn.Dropout:
                 setattr(parent, name, FastDropout(child.p))
     can_set = getattr(model, "_can_set_attn_implementation", None)
     if can_set is not None and can_set() and model.config._attn_implementation in ("sdpa", "eager"):
+        from transformers import AttentionInterface
+        from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
         AttentionInterface.register(ATTENTION, fast_dropout_attention)
         AttentionMaskInterface.register(ATTENTION, sdpa_mask)  # the masks that SDPA gets, in both modes
         model.set_attn_implementation(ATTENTION)

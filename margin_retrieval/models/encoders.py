@@ -114,13 +114,13 @@ class Encoder:
     # -- loading and saving -------------------------------------------------------------------------------------
     @classmethod
     def load(cls, path: Path | str, device: torch.device | str = torch.device("cpu"),
-             pooling: str | None = None, inference: bool = False) -> "Encoder":
+             pooling: str | None = None, light: bool = True) -> "Encoder":
         """Load a model directory (or a Hugging Face hub id, given ``pooling``).
 
         The pooling comes from ``pooling`` if given, else from the directory's ``margin_retrieval.json``, else from a
-        sentence-transformers ``1_Pooling/config.json``. ``inference``: an encoder for ``encode`` only; a plain BERT
-        directory then loads without importing transformers (``light_bert``: the same forward, a job starts ~2 s
-        sooner), anything else as without it.
+        sentence-transformers ``1_Pooling/config.json``. A plain BERT directory loads with ``light_bert`` (the same
+        model without importing transformers: a job starts ~2 s sooner) unless ``light`` is False; anything else
+        with transformers.
         """
         local = Path(path)
         metadata = {}
@@ -137,10 +137,10 @@ class Encoder:
                 f"1_Pooling/config.json with mean or cls pooling); pass pooling= one of {', '.join(POOLINGS)}"
             )
         _check_pooling(pooling)
-        if inference and local.is_dir() and light_bert.supports(local):
-            if pooling == "pooler" and not _checkpoint_has_pooler(local):
+        if light and local.is_dir() and light_bert.supports(local):
+            model, tokenizer = light_bert.load(local)
+            if pooling == "pooler" and model.pooler is None:
                 raise ValueError(f"pooling 'pooler' needs a pooler layer; the checkpoint in {local} has no pooler")
-            model, tokenizer = light_bert.load(local, pooler=pooling == "pooler")
         else:
             from transformers import AutoTokenizer
 
@@ -153,8 +153,6 @@ class Encoder:
 
         Writes into ``directory`` directly; wrap it in ``margin_retrieval.io.atomic_path`` for an atomic publish.
         """
-        if isinstance(self.model, light_bert.BertModel):
-            raise TypeError("an encoder loaded with inference=True cannot be saved; load it without inference")
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         self.model.save_pretrained(directory)

@@ -32,25 +32,29 @@ PROBE_REPS = 3
 
 
 def _probe_model() -> torch.nn.Module:
-    from transformers import BertConfig, BertModel
+    from types import SimpleNamespace
+
+    from margin_retrieval.models.light_bert import BertModel
 
     torch.manual_seed(0)
-    config = BertConfig(hidden_size=384, num_attention_heads=12, intermediate_size=1536, num_hidden_layers=1,
-                        vocab_size=30522)
-    return BertModel(config, add_pooling_layer=False)
+    config = SimpleNamespace(hidden_size=384, num_attention_heads=12, intermediate_size=1536, num_hidden_layers=1,
+                             vocab_size=30522, max_position_embeddings=512, type_vocab_size=2, layer_norm_eps=1e-12,
+                             hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1, pad_token_id=0)
+    return BertModel(config, pooler=False, source=None)
 
 
 def _seconds(model: torch.nn.Module, ids: torch.Tensor, precision: str) -> float:
     """One training forward + backward and one inference forward of ``ids``, in ``precision``."""
+    mask = torch.ones_like(ids)
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
     start = time.perf_counter()
     model.train()
     with autocast:
-        hidden = model(input_ids=ids).last_hidden_state
+        hidden = model(input_ids=ids, attention_mask=mask).last_hidden_state
     hidden.float().square().mean().backward()
     model.eval()
     with torch.inference_mode(), autocast:
-        model(input_ids=ids)
+        model(input_ids=ids, attention_mask=mask)
     return time.perf_counter() - start
 
 

@@ -201,7 +201,7 @@ def load_source(source: str, pooling: str) -> Encoder:
         path = source  # a Hugging Face hub id
     log.info("loading %s with %s pooling", path, pooling)
     try:
-        encoder = Encoder.load(path, pooling=pooling)
+        encoder = Encoder.load(path, pooling=pooling, light=False)  # a model directory is written by transformers
     except OSError as error:
         if isinstance(path, str):
             raise OSError(f"cannot load hub model {source!r} ({error}); without hub access use a package: or "
