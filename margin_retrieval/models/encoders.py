@@ -4,6 +4,8 @@ A model directory holds the ``save_pretrained`` files of the model and the token
 (``{"pooling": "mean" | "cls" | "pooler", "similarity": "cosine" | "dot"}``) and, for mean/cls pooling, the
 sentence-transformers files (``modules.json``, ``1_Pooling/config.json``, ``sentence_bert_config.json``; a
 ``Normalize`` module only for cosine), so the same directory also loads with ``SentenceTransformer(path)`` elsewhere.
+A plain BERT directory is computed by ``light_bert`` (the same model, without transformers' import cost), any other
+architecture by transformers.
 
 ``similarity`` is the score the model was trained for: ``cosine`` (every margin objective, InfoNCE, Margin-MSE with
 cosine) or ``dot`` (the original Margin-MSE, against unbounded teacher scores). A directory without it is cosine.
