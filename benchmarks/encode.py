@@ -4,10 +4,16 @@ SciFact passages and the same model directory, fp32 and (where native) bf16, at 
 sentence-transformers in bf16 is its documented way, ``model.to(torch.bfloat16)`` (weights in bf16); ours is
 autocast (``training.precision: bf16``). Embeddings are compared per passage (cosine of ours vs theirs).
 
+sentence-transformers' ONNX backend does not install beside this project's pins (see the report), so the runtime
+under it, ONNX Runtime, is measured directly in fp32 on the same model: exported with ``torch.onnx``, mean pooling
+inside the graph, BERT operators fused by ``onnxruntime.transformers.optimizer`` (what the backend's O2 level does).
+
     python benchmarks/encode.py --docs 512 --out benchmarks/results/encode.txt
 """
 
 from __future__ import annotations
+
+import tempfile
 
 import numpy as np
 import torch
@@ -15,6 +21,51 @@ import torch
 from common import Report, arguments, interleaved, precisions, scifact, student
 
 BATCH_SIZES = (16, 32, 64)
+
+
+def onnx_runtime(encoder, directory, threads: int):
+    """An ONNX Runtime session of ``encoder``'s model with its mean pooling, fp32, fused; returns run(batch) -> [B, d]."""
+    import onnxruntime
+    from onnxruntime.transformers import optimizer
+
+    class Pooled(torch.nn.Module):
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            hidden = self.model(input_ids=input_ids, attention_mask=attention_mask,
+                                token_type_ids=token_type_ids).last_hidden_state
+            mask = attention_mask.unsqueeze(-1).float()
+            return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    example = encoder.collate([[101, 102], [101, 1000, 102]])
+    exported, fused = f"{directory}/model.onnx", f"{directory}/fused.onnx"
+    torch.onnx.export(Pooled(encoder.model).eval(), tuple(example[n] for n in names), exported, input_names=names,
+                      output_names=["pooled"], dynamic_axes={n: {0: "batch", 1: "tokens"} for n in names},
+                      opset_version=17, dynamo=False)
+    config = encoder.model.config
+    optimizer.optimize_model(exported, model_type="bert", num_heads=config.num_attention_heads,
+                             hidden_size=config.hidden_size, opt_level=1).save_model_to_file(fused)
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    session = onnxruntime.InferenceSession(fused, options, providers=["CPUExecutionProvider"])
+    return lambda batch: session.run(None, {n: batch[n].numpy() for n in names})[0]
+
+
+def encode_onnx_runtime(run, encoder, texts: list[str], max_length: int, batch_size: int) -> np.ndarray:
+    """Batches as ``Encoder.encode`` makes them (longest first), normalised rows in the order of ``texts``."""
+    from margin_retrieval.models.encoders import longest_first
+
+    order = longest_first(texts)
+    rows = encoder.tokenize(texts, max_length)
+    out = np.empty((len(texts), encoder.dimension), dtype=np.float32)
+    for start in range(0, len(order), batch_size):
+        batch = order[start : start + batch_size]
+        pooled = run(encoder.collate([rows[i] for i in batch]))
+        out[batch] = pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
+    return out
 
 
 def main() -> None:
@@ -37,6 +88,8 @@ def main() -> None:
         theirs["bf16"] = SentenceTransformer(str(model), device="cpu").to(torch.bfloat16)
     for peer in theirs.values():
         peer.max_seq_length = args.max_length
+    scratch = tempfile.TemporaryDirectory()
+    ort_run = onnx_runtime(ours, scratch.name, args.threads)
 
     report = Report(f"Corpus encoding, {args.docs} SciFact passages, max {args.max_length} tokens", args)
     contestants, outputs = {}, {}
@@ -51,6 +104,11 @@ def main() -> None:
 
             contestants["ours", precision, batch] = run_ours
             contestants["st", precision, batch] = run_theirs
+    for batch in BATCH_SIZES:
+        def run_ort(b=batch):
+            outputs["ort", b] = encode_onnx_runtime(ort_run, ours, texts, args.max_length, b)
+
+        contestants["ort", batch] = run_ort
     seconds = interleaved(contestants, args.reps)
     rows = []
     for precision in precisions():
@@ -63,10 +121,20 @@ def main() -> None:
                          f"{1 - cosine.min():.1e}"])
     report.table(["precision", "batch", "ours passages/s", "ST encode passages/s", "ratio (same batch)",
                   "ratio vs ST's best batch", "max 1 - cos(ours, ST)"], rows)
-    report.add("ST's ONNX and OpenVINO backends are not measured: they need optimum-onnx (pins transformers < 4.58) or "
-               "optimum-intel[openvino] (replaces torch 2.13 with 2.14.1 and transformers 5.23 with 5.5.4; pip "
-               "--dry-run, 2026-12-02), neither installs beside this project's pins.")
+    ort_rows = []
+    for batch in BATCH_SIZES:
+        ort_rate = args.docs / seconds["ort", batch]
+        ours_rate = args.docs / seconds["ours", "fp32", batch]
+        cosine = np.sum(outputs["ours", "fp32", batch] * outputs["ort", batch], axis=1)
+        ort_rows.append([batch, ours_rate, ort_rate, ours_rate / ort_rate, f"{1 - cosine.min():.1e}"])
+    report.table(["batch", "ours fp32 passages/s", "ONNX Runtime fp32 (fused) passages/s", "ratio ours / ORT",
+                  "max 1 - cos(ours, ORT)"], ort_rows)
+    report.add("ST's ONNX and OpenVINO backends are not run as such: they need optimum-onnx (pins transformers < 4.58) "
+               "or optimum-intel[openvino] (replaces torch 2.13 with 2.14.1 and transformers 5.23 with 5.5.4; pip "
+               "--dry-run, 2026-12-02), neither installs beside this project's pins. The second table runs the ONNX "
+               "backend's runtime (ONNX Runtime, fused BERT graph) on the same batches instead.")
     report.close()
+    scratch.cleanup()
 
 
 if __name__ == "__main__":

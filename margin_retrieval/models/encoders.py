@@ -77,8 +77,8 @@ def _checkpoint_has_pooler(path: Path) -> bool | None:
     return any("pooler" in key.split(".") for key in keys)
 
 
-def _load_model(path: Path | str, pooling: str):
-    """``AutoModel.from_pretrained``, without a randomly initialised pooler when the pooling does not use it."""
+def _load_model(path: Path | str):
+    """``AutoModel.from_pretrained``, with a pooler layer exactly when the checkpoint holds one (never a random one)."""
     from transformers import AutoConfig, AutoModel
 
     kwargs = {}
@@ -92,9 +92,7 @@ def _load_model(path: Path | str, pooling: str):
         accepts = model_class is not None and "add_pooling_layer" in inspect.signature(model_class.__init__).parameters
         has_pooler = _checkpoint_has_pooler(local)
         if accepts and has_pooler is not None:
-            # Build exactly what the checkpoint holds (no MISSING/UNEXPECTED pooler keys); "pooler" needs one.
-            if pooling == "pooler" and not has_pooler:
-                raise ValueError(f"pooling 'pooler' needs a pooler layer; the checkpoint in {local} has no pooler")
+            # Build exactly what the checkpoint holds (no MISSING/UNEXPECTED pooler keys).
             kwargs["add_pooling_layer"] = has_pooler
     return AutoModel.from_pretrained(str(path), **kwargs)
 
@@ -141,13 +139,13 @@ class Encoder:
         _check_pooling(pooling)
         if light and local.is_dir() and light_bert.supports(local):
             model, tokenizer = light_bert.load(local)
-            if pooling == "pooler" and model.pooler is None:
-                raise ValueError(f"pooling 'pooler' needs a pooler layer; the checkpoint in {local} has no pooler")
         else:
             from transformers import AutoTokenizer
 
-            model = _load_model(path, pooling)
+            model = _load_model(path)
             tokenizer = AutoTokenizer.from_pretrained(str(path))
+        if pooling == "pooler" and getattr(model, "pooler", None) is None:
+            raise ValueError(f"pooling 'pooler' needs a pooler layer; the checkpoint in {path} has no pooler")
         return cls(model, tokenizer, pooling, device=device, metadata=metadata, similarity=similarity)
 
     def save(self, directory: Path | str) -> Path:
