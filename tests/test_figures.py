@@ -202,6 +202,24 @@ def test_figure_tau_draws_seed_error_bars(tmp_path, drawn):
     assert "static margin (mean of ≤3 seeds, 95% CI)" in drawn
 
 
+def test_figure_tau_draws_reference_intervals_right_of_the_largest_tau(tmp_path, monkeypatch):
+    """A reference with seeds gets its interval as an error bar at the right edge, in room added past the largest τ."""
+    results = with_seeds(results_table(), system("adaptive")["system"], [0.58, 0.61, 0.64])
+    figures = []
+    monkeypatch.setattr(tau, "save_figure", lambda fig, png, pdf: figures.append(fig))
+    tau.draw(results, *written(tmp_path, "tau"))
+    ax = figures[0].axes[0]
+    largest = max(line.get_xdata().max() for line in ax.lines if line.get_transform() == ax.transData
+                  and len(line.get_xdata()) > 1)
+    assert ax.get_xlim()[1] >= 1.3 * largest
+    bars = [c for c in ax.collections if c.get_transform() != ax.transData]  # the interval's vertical segment
+    assert len(bars) == 1
+    (segment,) = bars[0].get_segments()
+    low, high = sorted(y for _, y in segment)
+    assert (low + high) / 2 == pytest.approx(0.61) and segment[0][0] > 0.85  # at the mean; x in axes fractions
+    plt.close(figures[0])
+
+
 def test_smallest_matching_fraction():
     results = results_table()
     assert smallest_matching_fraction(results, margin=0.01) == {
@@ -482,6 +500,29 @@ def test_entry_point_script(tmp_path, runs, monkeypatch):
     runpy.run_path(str(REPO / "workflow_scripts/figure.py"), init_globals={"snakemake": Job})
     assert_files(tmp_path / "speedup.png", tmp_path / "speedup.pdf")
     assert json.loads((tmp_path / "speedup.json").read_text())["teacher_cpu_seconds"] is None
+
+
+def test_speedup_bars_are_named_without_their_shared_data_context(tmp_path, runs, drawn):
+    """Tick labels carry the system's name (commas inside its parentheses kept); the title carries the data context
+    that every bar shares."""
+    loaded, _ = runs
+    numbers = speedup_numbers(loaded, TEACHER_CPU)
+    entry = numbers["variants"][0]
+    entry["label"] = "adaptive margin (in-batch, textbook), BM25 negatives, random batches"
+    entry["reference"]["label"] = "Margin-MSE, BM25 negatives, random batches"
+    speedup.draw(numbers, *written(tmp_path, "speedup"))
+    assert any(text.startswith("adaptive margin\n(in-batch,\ntextbook)\n") for text in drawn)
+    assert any(text.startswith("Margin-MSE\n") for text in drawn)
+    assert not any("random batches" in text for text in drawn if "\n" in text and "Cost" not in text)
+    assert any("(full training data, BM25 negatives, random batches)" in text for text in drawn)
+
+
+def test_speedup_bar_says_how_many_seeds_reached_the_target(tmp_path, runs, drawn):
+    loaded, _ = runs
+    numbers = speedup_numbers(loaded, TEACHER_CPU)
+    numbers["variants"][0]["to_target"].update(n_reached=1, n_seeds=3)
+    speedup.draw(numbers, *written(tmp_path, "speedup"))
+    assert "reached by\n1 of 3\nseeds" in drawn
 
 
 def test_speedup_says_when_the_untrained_model_reaches_the_target(tmp_path, runs, drawn):

@@ -1,10 +1,12 @@
-"""Bars of the cost to reach the validation target, in training steps (left) and CPU seconds (right): each
+"""Bars of the cost to reach the validation target, in training steps (top) and CPU seconds (bottom): each
 self-distilled variant (error bar: 95% interval over seeds), the static sweep (stacked by τ: every τ trained in
 full) and Margin-MSE (cost to target; in CPU seconds plus the teacher's scoring, hatched), with the speed-ups
 printed. The numbers come from ``numbers.speedup`` and are also written as JSON and TSV."""
 
 from __future__ import annotations
 
+import re
+import textwrap
 from typing import Mapping
 
 import matplotlib.pyplot as plt
@@ -25,6 +27,24 @@ def _fmt(value: float | None, unit: str) -> str:
     return f"{value:.0f} steps" if unit == "steps" else f"{value:.1f} s"
 
 
+def _parts(label: str) -> list[str]:
+    """A system label's comma-separated parts, commas inside parentheses kept: name first, then its data context."""
+    return re.split(r", (?![^()]*\))", label)
+
+
+def _name(label: str) -> str:
+    """A system's name without its data context (", BM25 negatives, random batches"), which the title carries."""
+    return "\n".join(textwrap.wrap(_parts(label)[0], 16))
+
+
+def _context(numbers: Mapping) -> str:
+    """The data context shared by every bar's label, or '' when the labels differ in it."""
+    entries = numbers.get("variants", [])
+    labels = [e["label"] for e in entries] + [e["reference"]["label"] for e in entries if e["reference"] is not None]
+    contexts = {", ".join(_parts(label)[1:]) for label in labels}
+    return next(iter(contexts)) if len(contexts) == 1 else ""
+
+
 def _ratio(ax, x: float, height: float | None, ratio: float | None) -> None:
     ax.text(x, height or 0, "n/a" if ratio is None else f"×{ratio:.1f}", ha="center", va="bottom", fontsize=8,
             fontweight="bold")
@@ -36,9 +56,13 @@ def _own_bar(ax, x: float, entry: Mapping, unit: str) -> str:
     error = None if own is None or own["n"] < 2 else [[own["half_width"]], [own["half_width"]]]
     ax.bar(x, height or 0, 0.8, yerr=error, capsize=3, color=color(entry["objective"], entry["in_batch"]),
            edgecolor="black", linewidth=0.5)
-    if height is None:
-        ax.text(x, 0, "not\nreached" if unit == "steps" else "n/a", ha="center", va="bottom", fontsize=7)
-    return entry["label"].replace(" (", "\n(") + f"\n{_fmt(height, unit)}"
+    if height is None and unit == "steps":
+        reached = entry["to_target"]
+        ax.text(x, 0, f"reached by\n{reached['n_reached']} of {reached['n_seeds']}\nseeds", ha="center", va="bottom",
+                fontsize=7)
+    elif height is None:
+        ax.text(x, 0, "n/a", ha="center", va="bottom", fontsize=7)
+    return _name(entry["label"]) + f"\n{_fmt(height, unit)}"
 
 
 def _sweep_bar(ax, x: float, sweep: Mapping, in_batch: str, unit: str) -> str:
@@ -62,7 +86,7 @@ def _reference_bar(ax, x: float, ref: Mapping, unit: str) -> str:
         ax.text(x, teacher, "not\nreached", ha="center", va="bottom", fontsize=7)
     else:
         _ratio(ax, x, cost, ref["speedup"][unit])
-    return ref["label"] + ("\n(+ teacher)" if unit == "cpu_seconds" else "") + f"\n{_fmt(cost, unit)}"
+    return _name(ref["label"]) + ("\n(+ teacher)" if unit == "cpu_seconds" else "") + f"\n{_fmt(cost, unit)}"
 
 
 def _panel(ax, numbers: Mapping, unit: str, title: str) -> None:
@@ -77,7 +101,7 @@ def _panel(ax, numbers: Mapping, unit: str, title: str) -> None:
         labels += parts
         position += len(parts) + 0.6
     ax.set_xticks(ticks)
-    ax.set_xticklabels(labels, fontsize=6.5)
+    ax.set_xticklabels(labels, fontsize=7)
     ax.set_ylabel(title)
     ax.set_axisbelow(True)
     ax.margins(y=0.15)
@@ -87,7 +111,8 @@ def _panel(ax, numbers: Mapping, unit: str, title: str) -> None:
 @styled
 def draw(numbers: Mapping, png: PathLike, pdf: PathLike) -> None:
     variants = numbers.get("variants", [])
-    fig, axes = new_figure(ncols=2, width=11.0, height=4.2)
+    bars = sum(1 + (e["static_sweep"] is not None) + (e["reference"] is not None) for e in variants)
+    fig, axes = new_figure(nrows=2, width=max(6.0, 0.95 * bars + 1.0), height=7.6)
     for ax, (unit, title) in zip(axes, PANELS):
         _panel(ax, numbers, unit, title)
     if not variants:
@@ -103,10 +128,11 @@ def draw(numbers: Mapping, png: PathLike, pdf: PathLike) -> None:
     if any(e["reference"] is not None for e in variants):
         handle = plt.Rectangle((0, 0), 1, 1, facecolor="white", edgecolor="black", hatch="///")
         axes[1].legend([handle], ["teacher scoring of the training triples"], loc="upper left")
-    target = numbers.get("target")
+    target, context = numbers.get("target"), _context(numbers)
     fig.suptitle(f"Cost to reach validation {TEST_MEASURE}" + (f" ≥ {target:.3f}" if target is not None else "")
-                 + " (full training data)\n×: cost relative to the self-distilled run; a static sweep costs the "
-                 "full training of every τ; CPU seconds = job CPU time per step × steps", fontsize=9)
+                 + f" (full training data{', ' + context if context else ''})\n×: cost relative to the self-distilled "
+                 "run; a static sweep costs the full training of every τ\nCPU seconds = job CPU time per step × steps",
+                 fontsize=9)
     save_figure(fig, png, pdf)
 
 

@@ -42,9 +42,10 @@ def styled(function):
     return wrapper
 
 
-def new_figure(ncols: int = 1, width: float = 5.5, height: float = 3.6, **kwargs):
-    fig, axes = plt.subplots(1, ncols, figsize=(width, height), squeeze=False, **kwargs)
-    return fig, list(axes[0])
+def new_figure(ncols: int = 1, width: float = 5.5, height: float = 3.6, nrows: int = 1, **kwargs):
+    """A figure and its axes as a flat list, row by row."""
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width, height), squeeze=False, **kwargs)
+    return fig, list(axes.flat)
 
 
 def save_figure(fig, png: PathLike, pdf: PathLike) -> None:
