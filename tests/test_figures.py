@@ -508,7 +508,8 @@ def test_speedup_bars_are_named_without_their_shared_data_context(tmp_path, runs
     loaded, _ = runs
     numbers = speedup_numbers(loaded, TEACHER_CPU)
     entry = numbers["variants"][0]
-    entry["label"] = "adaptive margin (in-batch, textbook), BM25 negatives, random batches"
+    entry.update(objective="adaptive", in_batch="textbook",
+                 label="adaptive margin (in-batch, textbook), BM25 negatives, random batches")
     entry["reference"]["label"] = "Margin-MSE, BM25 negatives, random batches"
     speedup.draw(numbers, *written(tmp_path, "speedup"))
     assert any(text.startswith("adaptive margin\n(in-batch,\ntextbook)\n") for text in drawn)

@@ -5,7 +5,6 @@ printed. The numbers come from ``numbers.speedup`` and are also written as JSON 
 
 from __future__ import annotations
 
-import re
 import textwrap
 from typing import Mapping
 
@@ -15,7 +14,7 @@ from margin_retrieval.analysis.figures.style import PathLike, color, new_figure,
 from margin_retrieval.analysis.numbers.speedup import finite, speedup_numbers, speedup_rows
 from margin_retrieval.analysis.numbers.train_logs import load_runs, read_benchmark
 from margin_retrieval.analysis.results import TEST_MEASURE
-from margin_retrieval.analysis.systems import read_manifest
+from margin_retrieval.analysis.systems import read_manifest, variant_label
 from margin_retrieval.io import write_json, write_tsv
 
 PANELS = (("steps", "training steps to the target"), ("cpu_seconds", "CPU seconds to the target"))
@@ -27,21 +26,18 @@ def _fmt(value: float | None, unit: str) -> str:
     return f"{value:.0f} steps" if unit == "steps" else f"{value:.1f} s"
 
 
-def _parts(label: str) -> list[str]:
-    """A system label's comma-separated parts, commas inside parentheses kept: name first, then its data context."""
-    return re.split(r", (?![^()]*\))", label)
-
-
-def _name(label: str) -> str:
-    """A system's name without its data context (", BM25 negatives, random batches"), which the title carries."""
-    return "\n".join(textwrap.wrap(_parts(label)[0], 16))
+def _name(system: Mapping) -> str:
+    """A system's name (its objective and in-batch setting), wrapped for a tick label; its data context (", BM25
+    negatives, random batches": the rest of its label) goes to the title."""
+    return "\n".join(textwrap.wrap(variant_label(system["objective"], system["in_batch"]), 16))
 
 
 def _context(numbers: Mapping) -> str:
     """The data context shared by every bar's label, or '' when the labels differ in it."""
     entries = numbers.get("variants", [])
-    labels = [e["label"] for e in entries] + [e["reference"]["label"] for e in entries if e["reference"] is not None]
-    contexts = {", ".join(_parts(label)[1:]) for label in labels}
+    systems = entries + [e["reference"] for e in entries if e["reference"] is not None]
+    contexts = {s["label"].removeprefix(variant_label(s["objective"], s["in_batch"])).removeprefix(", ")
+                for s in systems}
     return next(iter(contexts)) if len(contexts) == 1 else ""
 
 
@@ -62,7 +58,7 @@ def _own_bar(ax, x: float, entry: Mapping, unit: str) -> str:
                 fontsize=7)
     elif height is None:
         ax.text(x, 0, "n/a", ha="center", va="bottom", fontsize=7)
-    return _name(entry["label"]) + f"\n{_fmt(height, unit)}"
+    return _name(entry) + f"\n{_fmt(height, unit)}"
 
 
 def _sweep_bar(ax, x: float, sweep: Mapping, in_batch: str, unit: str) -> str:
@@ -86,7 +82,7 @@ def _reference_bar(ax, x: float, ref: Mapping, unit: str) -> str:
         ax.text(x, teacher, "not\nreached", ha="center", va="bottom", fontsize=7)
     else:
         _ratio(ax, x, cost, ref["speedup"][unit])
-    return _name(ref["label"]) + ("\n(+ teacher)" if unit == "cpu_seconds" else "") + f"\n{_fmt(cost, unit)}"
+    return _name(ref) + ("\n(+ teacher)" if unit == "cpu_seconds" else "") + f"\n{_fmt(cost, unit)}"
 
 
 def _panel(ax, numbers: Mapping, unit: str, title: str) -> None:

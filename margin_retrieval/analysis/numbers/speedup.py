@@ -101,7 +101,8 @@ def _reference(runs: Sequence[dict], target: float, teacher_cpu: float | None, o
     cost = {unit: _mean(summary, unit) if reached else None for unit in UNITS}
     if cost["cpu_seconds"] is not None:
         cost["cpu_seconds"] += teacher_cpu or 0.0
-    return {"label": runs[0]["label"], "to_target": summary, "teacher_cpu_seconds": teacher_cpu, "cost": cost,
+    return {"label": runs[0]["label"], "objective": runs[0]["objective"], "in_batch": runs[0]["in_batch"],
+            "to_target": summary, "teacher_cpu_seconds": teacher_cpu, "cost": cost,
             "best_value": mean_best(runs), "speedup": _ratios(cost, own)}
 
 
