@@ -44,9 +44,10 @@ if config["train_data"]["validation"]["dataset"]:
         "dataset": config["train_data"]["validation"]["dataset"]
     }
 SHARDS = config["retrieval"]["shards"]
-# Query encoding and search of a small collection are mostly start-up (imports, model load): on half the cores two
-# of them, or one and a run-file or evaluation job, share the machine instead of queueing behind each other.
-SMALL_JOB_THREADS = max(1, workflow.cores // 2)
+# Threads of every torch and faiss job. A small BERT keeps two threads only ~70% busy (CPU time / wall time of the
+# default's train and encode jobs), so by default two jobs of half the cores each share the machine: 1.2x sooner on
+# 2 cores (benchmarks/results/job_parallelism.txt).
+JOB_THREADS = min(workflow.cores, config["threads_per_job"] or max(1, workflow.cores // 2))
 
 
 def negatives_set(negatives, model):

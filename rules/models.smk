@@ -23,6 +23,6 @@ rule cpu_precision:
         "results/benchmarks/cpu_precision.tsv"
     conda:
         "../envs/torch.yaml"
-    threads: workflow.cores
+    threads: JOB_THREADS
     script:
         "../workflow_scripts/cpu_precision.py"

@@ -11,7 +11,7 @@ rule encode_docs:
         "results/benchmarks/encode_docs/{system}/{corpus}/{scatteritem}.tsv"
     conda:
         "../envs/torch.yaml"
-    threads: workflow.cores
+    threads: JOB_THREADS
     resources:
         gpu=0,
     params:
@@ -39,7 +39,7 @@ rule encode_queries:
         "results/benchmarks/encode_queries/{system}/{data}.tsv"
     conda:
         "../envs/torch.yaml"
-    threads: SMALL_JOB_THREADS
+    threads: JOB_THREADS
     resources:
         gpu=0,
     params:
@@ -66,7 +66,7 @@ rule search:
         "results/benchmarks/search/{system}/{collection}/{scatteritem}.tsv"
     conda:
         "../envs/retrieval.yaml"
-    threads: SMALL_JOB_THREADS
+    threads: JOB_THREADS
     params:
         depth=config["retrieval"]["depth"],
         index=config["retrieval"]["index"],

@@ -12,7 +12,7 @@ rule score_teacher:
         "results/benchmarks/score_teacher/{source}.tsv"
     conda:
         "../envs/torch.yaml"
-    threads: workflow.cores
+    threads: JOB_THREADS
     resources:
         gpu=0,
     params:
@@ -46,7 +46,7 @@ rule cluster_training_data:
         fraction=r"[0-9.e-]+",
     conda:
         "../envs/retrieval.yaml"
-    threads: workflow.cores
+    threads: JOB_THREADS
     params:
         batch_size=config["training"]["batch_size"],
         seed=config["train_data"]["seed"],
@@ -73,7 +73,7 @@ rule train:
         f"results/{archive.train_benchmark(TRAIN_SPACE.wildcard_pattern)}"
     conda:
         "../envs/torch.yaml"
-    threads: workflow.cores
+    threads: JOB_THREADS
     resources:
         gpu=0,
     params:

@@ -23,7 +23,6 @@ from tests.configs import grid_defaults
 REPO = Path(__file__).resolve().parents[1]
 TEST_DIR = REPO / ".test"
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
-PARALLEL_RULES = ("prepare_model", "score_teacher", "train", "encode_docs", "encode_queries", "search")
 # .test/config.yaml trains every objective once (static in its original in-batch form), adaptive at two fractions.
 TRAINED = {"static/true", "adaptive/false", "distributed/false", "margin_mse/false", "infonce/false"}
 FIGURES = ("tau", "data_efficiency", "training_curves", "speedup", "targets", "per_query", "negatives", "batching")
@@ -48,8 +47,7 @@ def smoke_run(tmp_path_factory):
     """`snakemake --directory .test --cores 2` on a copy of .test, so the checkout stays clean."""
     root = tmp_path_factory.mktemp("smoke") / "test"
     shutil.copytree(TEST_DIR, root, ignore=shutil.ignore_patterns(*TEST_OUTPUTS))
-    # The tiny jobs are dominated by single-threaded imports: one thread each lets two run at once on 2 cores.
-    snakemake(root, None, "--cores", "2", "--set-threads", *(f"{rule}=1" for rule in PARALLEL_RULES))
+    snakemake(root, None, "--cores", "2")
     return root, None
 
 
@@ -297,3 +295,18 @@ def test_invalid_config_stops_before_any_job(tmp_path, change, message):
     assert result.returncode != 0
     assert message in result.stdout + result.stderr
     assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize("cores, setting, threads", [("4", None, 2), ("2", None, 1), ("4", 3, 3), ("2", 3, 2)])
+def test_torch_jobs_get_half_the_cores_unless_threads_per_job_says(tmp_path, cores, setting, threads):
+    """Two jobs side by side by default; ``threads_per_job`` sets their threads, never beyond --cores."""
+    shutil.copytree(TEST_DIR, tmp_path / "test", ignore=shutil.ignore_patterns(*TEST_OUTPUTS))
+    overrides = ["--config", f"threads_per_job={setting}"] if setting else []
+    result = snakemake(tmp_path / "test", None, "--dry-run", "--cores", cores, *overrides)
+    planned = {}  # rule -> the threads of its jobs (a dry run prints "threads: n" only for n > 1)
+    for job in re.split(r"^\[.*\]$", result.stdout, flags=re.M):
+        rule = re.search(r"^rule (\w+):", job, re.M)
+        if rule and rule[1] in ("train", "encode_docs", "score_teacher", "search"):
+            count = re.search(r"^\s+threads: (\d+)$", job, re.M)
+            planned.setdefault(rule[1], set()).add(int(count[1]) if count else 1)
+    assert planned == {rule: {threads} for rule in ("train", "encode_docs", "score_teacher", "search")}
