@@ -29,20 +29,20 @@ def onnx_runtime(encoder, directory, threads: int):
     from onnxruntime.transformers import optimizer
 
     class Pooled(torch.nn.Module):
-        def __init__(self, model):
+        """The model and the encoder's own pooling, as one graph to export."""
+
+        def __init__(self):
             super().__init__()
-            self.model = model
+            self.model = encoder.model
 
         def forward(self, input_ids, attention_mask, token_type_ids):
-            hidden = self.model(input_ids=input_ids, attention_mask=attention_mask,
-                                token_type_ids=token_type_ids).last_hidden_state
-            mask = attention_mask.unsqueeze(-1).float()
-            return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            output = self.model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
+            return encoder._pool(output, attention_mask)
 
     names = ["input_ids", "attention_mask", "token_type_ids"]
     example = encoder.collate([[101, 102], [101, 1000, 102]])
     exported, fused = f"{directory}/model.onnx", f"{directory}/fused.onnx"
-    torch.onnx.export(Pooled(encoder.model).eval(), tuple(example[n] for n in names), exported, input_names=names,
+    torch.onnx.export(Pooled().eval(), tuple(example[n] for n in names), exported, input_names=names,
                       output_names=["pooled"], dynamic_axes={n: {0: "batch", 1: "tokens"} for n in names},
                       opset_version=17, dynamo=False)
     config = encoder.model.config
