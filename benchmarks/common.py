@@ -83,6 +83,19 @@ def triples(docs: dict[str, str], qrels: dict[str, list[str]], n: int, seed: int
     return out[:n]
 
 
+def training_data(docs: dict[str, str], queries: dict[str, str], qrels: dict[str, list[str]], count: int):
+    """``TrainingData`` of ``count`` triples (``triples``) with seeded random teacher scores: inputs to time steps on."""
+    import torch
+
+    from margin_retrieval.training.data import TrainingData
+
+    chosen = triples(docs, qrels, count)
+    generator = torch.Generator().manual_seed(0)
+    teacher = {t: tuple(torch.rand(2, generator=generator).tolist()) for t in chosen}
+    return TrainingData(chosen, {q: queries[q] for q, _, _ in chosen},
+                        {d: docs[d] for _, p, n in chosen for d in (p, n)}, teacher)
+
+
 def interleaved(contestants: dict[str, Callable[[], float | None]], reps: int) -> dict[str, float]:
     """Median seconds of each contestant over ``reps`` rounds, contestants interleaved within each round.
 
@@ -95,6 +108,24 @@ def interleaved(contestants: dict[str, Callable[[], float | None]], reps: int) -
             measured = run()
             seconds[name].append(measured if measured is not None else time.perf_counter() - start)
     return {name: statistics.median(values) for name, values in seconds.items()}
+
+
+MATRIX_PRODUCTS = {"aten::mm", "aten::addmm", "aten::bmm"}
+
+
+def profile_shares(report: "Report", label: str, run: Callable[[], object], top: int = 6) -> float:
+    """Where ``run``'s CPU time goes: report the operators with the largest share of self CPU time over one call
+    (after a warm-up call); returns the share of the matrix products (mm, addmm, bmm, fused attention)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    run()  # warm-up
+    with profile(activities=[ProfilerActivity.CPU]) as profiler:
+        run()
+    events = profiler.key_averages()
+    total = sum(event.self_cpu_time_total for event in events)
+    shares = sorted(((event.self_cpu_time_total / total, event.key) for event in events), reverse=True)
+    report.add(f"{label}, share of self CPU time: " + ", ".join(f"{name} {share:.0%}" for share, name in shares[:top]))
+    return sum(share for share, name in shares if name in MATRIX_PRODUCTS or "scaled_dot_product" in name)
 
 
 class Report:

@@ -8,7 +8,7 @@ sentence-transformers' ONNX backend does not install beside this project's pins 
 under it, ONNX Runtime, is measured directly in fp32 on the same model: exported with ``torch.onnx``, mean pooling
 inside the graph, BERT operators fused by ``onnxruntime.transformers.optimizer`` (what the backend's O2 level does).
 
-    python benchmarks/encode.py --docs 512 --out benchmarks/results/encode.txt
+    python benchmarks/encode.py --docs 512 --profile --out benchmarks/results/encode.txt
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import tempfile
 import numpy as np
 import torch
 
-from common import Report, arguments, interleaved, precisions, scifact, student
+from common import Report, arguments, interleaved, precisions, profile_shares, scifact, student
 
 BATCH_SIZES = (16, 32, 64)
 
@@ -72,6 +72,8 @@ def main() -> None:
     parser = arguments(__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, default=512, help="passages encoded per rep (a seeded sample)")
     parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--profile", action="store_true",
+                        help="also print where ours and ST's fp32 encoding at batch 64 spend their CPU time")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     from sentence_transformers import SentenceTransformer
@@ -129,6 +131,12 @@ def main() -> None:
         ort_rows.append([batch, ours_rate, ort_rate, ours_rate / ort_rate, f"{1 - cosine.min():.1e}"])
     report.table(["batch", "ours fp32 passages/s", "ONNX Runtime fp32 (fused) passages/s", "ratio ours / ORT",
                   "max 1 - cos(ours, ORT)"], ort_rows)
+    if args.profile:
+        for name, run in (("ours", lambda: ours.encode(texts, args.max_length, 64, "fp32")),
+                          ("ST encode", lambda: theirs["fp32"].encode(texts, batch_size=64))):
+            matrix = profile_shares(report, f"{name}, fp32, batch 64", run)
+            report.add(f"{name}, fp32, batch 64: matrix products (mm, addmm, bmm, fused attention) {matrix:.0%} of self "
+                       "CPU time")
     report.add("ST's ONNX and OpenVINO backends are not run as such: they need optimum-onnx (pins transformers < 4.58) "
                "or optimum-intel[openvino] (replaces torch 2.13 with 2.14.1 and transformers 5.23 with 5.5.4; pip "
                "--dry-run, 2026-12-02), neither installs beside this project's pins. The second table runs the ONNX "

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common import arguments, scifact, student, train_config, triples
+from common import arguments, scifact, student, train_config, training_data
 
 FIRST_STEP_TOLERANCE, LATER_STEPS_TOLERANCE, MIN_COSINE = 0.02, 0.15, 0.999
 
@@ -65,15 +65,9 @@ def main() -> int:
     parser.add_argument("--docs", type=int, default=512, help="passages of the encoded shard")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    from margin_retrieval.training.data import TrainingData
-
     model = student(args.model)
     docs, queries, qrels = scifact(args.mirror)
-    chosen = triples(docs, qrels, 32 * args.steps)
-    generator = torch.Generator().manual_seed(0)
-    teacher = {t: tuple(torch.rand(2, generator=generator).tolist()) for t in chosen}
-    data = TrainingData(chosen, {q: queries[q] for q, _, _ in chosen},
-                        {d: docs[d] for _, p, n in chosen for d in (p, n)}, teacher)
+    data = training_data(docs, queries, qrels, 32 * args.steps)
     texts = [docs[d] for d in sorted(docs)[: args.docs]]
     with tempfile.TemporaryDirectory() as work:
         cpu_losses, cpu_rate, cpu_optimizer = train_losses(model, data, "cpu", "fp32", args.steps, Path(work))

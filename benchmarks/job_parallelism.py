@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import Report, arguments, interleaved, scifact, student, triples
+from common import Report, arguments, interleaved, scifact, student, training_data
 
 
 def work(args) -> None:
@@ -35,13 +35,7 @@ def work(args) -> None:
         return
     from train_step import BATCH, ours_block
 
-    from margin_retrieval.training.data import TrainingData
-
-    chosen = triples(docs, qrels, BATCH * args.steps)
-    generator = torch.Generator().manual_seed(0)
-    teacher = {t: tuple(torch.rand(2, generator=generator).tolist()) for t in chosen}
-    data = TrainingData(chosen, {q: queries[q] for q, _, _ in chosen},
-                        {d: docs[d] for _, p, n in chosen for d in (p, n)}, teacher)
+    data = training_data(docs, queries, qrels, BATCH * args.steps)
     with tempfile.TemporaryDirectory() as scratch:
         ours_block(model, data, args.precision, args.steps, Path(scratch))()
 

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import torch
 
-from common import Report, arguments, interleaved, precisions, scifact, student, train_config, triples
+from common import (Report, arguments, interleaved, precisions, profile_shares, scifact, student, train_config,
+                    training_data)
 
 BATCH, QUERY_LENGTH, DOC_LENGTH = 32, 32, 128
 
@@ -133,16 +134,10 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="also print where our step's CPU time goes")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    from margin_retrieval.training.data import TrainingData
-
     model = student(args.model)
     docs, queries, qrels = scifact(args.mirror)
-    chosen = triples(docs, qrels, args.triples)
-    generator = torch.Generator().manual_seed(0)
-    teacher = {t: tuple(torch.rand(2, generator=generator).tolist()) for t in chosen}
-    data = TrainingData(chosen, {q: queries[q] for q, _, _ in chosen},
-                        {d: docs[d] for _, p, n in chosen for d in (p, n)}, teacher)
-    report = Report(f"Training step, {len(chosen)} SciFact triples, batch {BATCH}, q {QUERY_LENGTH} / d {DOC_LENGTH} "
+    data = training_data(docs, queries, qrels, args.triples)
+    report = Report(f"Training step, {len(data.triples)} SciFact triples, batch {BATCH}, q {QUERY_LENGTH} / d {DOC_LENGTH} "
                     f"tokens, {args.steps} steps a block", args)
     with tempfile.TemporaryDirectory() as work:
         contestants = {}
@@ -167,21 +162,8 @@ def main() -> None:
     if args.profile:
         with tempfile.TemporaryDirectory() as work:
             for precision in precisions():
-                profile_ours(report, ours_block(model, data, precision, args.steps, Path(work)), precision)
+                profile_shares(report, f"ours, {precision}", ours_block(model, data, precision, args.steps, Path(work)))
     report.close()
-
-
-def profile_ours(report: Report, block, precision: str, top: int = 6) -> None:
-    """Where our step's CPU time goes: the operators with the largest share of self CPU time over one block."""
-    from torch.profiler import ProfilerActivity, profile
-
-    block()  # warm-up
-    with profile(activities=[ProfilerActivity.CPU]) as profiler:
-        block()
-    events = profiler.key_averages()
-    total = sum(event.self_cpu_time_total for event in events)
-    shares = sorted(((event.self_cpu_time_total / total, event.key) for event in events), reverse=True)[:top]
-    report.add(f"ours, {precision}, share of self CPU time: " + ", ".join(f"{name} {share:.0%}" for share, name in shares))
 
 
 if __name__ == "__main__":
