@@ -84,7 +84,7 @@ def triples(docs: dict[str, str], qrels: dict[str, list[str]], n: int, seed: int
 
 
 def training_data(docs: dict[str, str], queries: dict[str, str], qrels: dict[str, list[str]], count: int):
-    """``TrainingData`` of ``count`` triples (``triples``) with seeded random teacher scores: inputs to time steps on."""
+    """``TrainingData`` of ``count`` triples (``triples``) with seeded random teacher scores, to time steps on."""
     import torch
 
     from margin_retrieval.training.data import TrainingData
@@ -113,7 +113,7 @@ def interleaved(contestants: dict[str, Callable[[], float | None]], reps: int) -
 MATRIX_PRODUCTS = {"aten::mm", "aten::addmm", "aten::bmm"}
 
 
-def profile_shares(report: "Report", label: str, run: Callable[[], object], top: int = 6) -> float:
+def profile_shares(report: Report, label: str, run: Callable[[], object], top: int = 6) -> float:
     """Where ``run``'s CPU time goes: report the operators with the largest share of self CPU time over one call
     (after a warm-up call); returns the share of the matrix products (mm, addmm, bmm, fused attention)."""
     from torch.profiler import ProfilerActivity, profile

@@ -135,8 +135,8 @@ def main() -> None:
         for name, run in (("ours", lambda: ours.encode(texts, args.max_length, 64, "fp32")),
                           ("ST encode", lambda: theirs["fp32"].encode(texts, batch_size=64))):
             matrix = profile_shares(report, f"{name}, fp32, batch 64", run)
-            report.add(f"{name}, fp32, batch 64: matrix products (mm, addmm, bmm, fused attention) {matrix:.0%} of self "
-                       "CPU time")
+            report.add(f"{name}, fp32, batch 64: matrix products (mm, addmm, bmm, fused attention) {matrix:.0%} "
+                       "of self CPU time")
     report.add("ST's ONNX and OpenVINO backends are not run as such: they need optimum-onnx (pins transformers < 4.58) "
                "or optimum-intel[openvino] (replaces torch 2.13 with 2.14.1 and transformers 5.23 with 5.5.4; pip "
                "--dry-run, 2026-12-02), neither installs beside this project's pins. The second table runs the ONNX "

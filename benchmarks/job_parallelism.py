@@ -10,11 +10,9 @@ launching the processes to the last one's exit. Layouts interleaved rep by rep, 
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from common import Report, arguments, interleaved, scifact, student, training_data

@@ -137,8 +137,8 @@ def main() -> None:
     model = student(args.model)
     docs, queries, qrels = scifact(args.mirror)
     data = training_data(docs, queries, qrels, args.triples)
-    report = Report(f"Training step, {len(data.triples)} SciFact triples, batch {BATCH}, q {QUERY_LENGTH} / d {DOC_LENGTH} "
-                    f"tokens, {args.steps} steps a block", args)
+    report = Report(f"Training step, {len(data.triples)} SciFact triples, batch {BATCH}, q {QUERY_LENGTH} / "
+                    f"d {DOC_LENGTH} tokens, {args.steps} steps a block", args)
     with tempfile.TemporaryDirectory() as work:
         contestants = {}
         for precision in precisions():
