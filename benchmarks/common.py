@@ -131,15 +131,16 @@ def profile_shares(report: Report, label: str, run: Callable[[], object], top: i
 class Report:
     """Lines printed as they come and, with ``--out``, written to a file headed by the machine."""
 
-    def __init__(self, title: str, args: argparse.Namespace):
+    def __init__(self, title: str, args: argparse.Namespace, setting: str | None = None):
+        """``setting``: how the contestants ran (default: ``args``' torch threads and interleaved reps)."""
         from margin_retrieval.models.device import cpu_description
 
         self.lines: list[str] = []
         self.out = args.out
+        setting = setting or f"torch threads: {args.threads}; {args.reps} interleaved reps, medians"
         self.add(f"# {title}")
-        self.add(f"CPU: {cpu_description()}; torch threads: {args.threads}; {args.reps} interleaved reps, medians; "
-                 f"load average at start {os.getloadavg()[0]:.2f} (1 min): on a shared machine compare ratios, "
-                 "not absolute numbers")
+        self.add(f"CPU: {cpu_description()}; {setting}; load average at start {os.getloadavg()[0]:.2f} (1 min): "
+                 "on a shared machine compare ratios, not absolute numbers")
         self.add(f"date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; command: "
                  f"{' '.join([Path(sys.argv[0]).name, *sys.argv[1:]])}")
 
