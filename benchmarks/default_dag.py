@@ -59,7 +59,7 @@ def rule_seconds(folder: Path) -> dict[str, tuple[int, float, float]]:
     totals: dict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0.0])
     root = folder / "results" / "benchmarks"
     for path in root.rglob("*.tsv"):
-        rows = list(csv.DictReader(path.open(), delimiter="\t"))
+        rows = list(csv.DictReader(path.read_text().splitlines(), delimiter="\t"))
         if not rows or "s" not in rows[0]:
             continue  # a summary table, not a job's benchmark file
         rule = path.relative_to(root).parts[0].removesuffix(".tsv")
