@@ -142,11 +142,12 @@ class Trainer:
         self.scheduler.load_state_dict(payload["scheduler"])
         self.scaler.load_state_dict(payload["scaler"])
         self.state = payload["state"]
-        torch.set_rng_state(payload["rng"]["torch"])
+        # RNG states must be CPU byte tensors; map_location moved them to the training device with the rest.
+        torch.set_rng_state(payload["rng"]["torch"].cpu())
         np.random.set_state(payload["rng"]["numpy"])
         random.setstate(payload["rng"]["python"])
         if payload["rng"]["cuda"] is not None:
-            torch.cuda.set_rng_state_all(payload["rng"]["cuda"])
+            torch.cuda.set_rng_state_all([state.cpu() for state in payload["rng"]["cuda"]])
         # Drop log lines written after the checkpoint: they are about to be redone.
         lines = self.log_path.read_text().splitlines(keepends=True)[: self.state["log_lines"]]
         self.log_path.write_text("".join(lines))
