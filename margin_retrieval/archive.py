@@ -1,12 +1,13 @@
-"""Trained runs kept across sittings: a grid longer than one session trains part of its runs, archives what the
-analysis reads of each (training log, training benchmark, evaluation files) in a committed folder, and a later
-session's DAG reads those files from there instead of training the runs again (config key ``archive``).
+"""Trained runs kept beyond their results folder: a grid that outlasts the machine it runs on trains part of its
+runs, archives what the analysis reads of each (training log, training benchmark, evaluation files) in a committed
+folder, and a later run of the DAG, on any machine, reads those files from there instead of training the runs again
+(config key ``archive``).
 
 The archive mirrors the layout of ``results/``: ``<archive>/train/<run>/train_log.jsonl``,
 ``<archive>/benchmarks/train/<run>.tsv``, ``<archive>/eval/<collection>/trained/<run>.{json,tsv}``. Its
 ``runs.tsv`` says for every run when, at which commit and on which CPU it was archived.
 
-Usage, after a session's (partial) run of the grid and before the machine is gone:
+Usage, after a (partial) run of the grid and before its results folder is lost:
     python -m margin_retrieval.archive archive/scifact_full
 """
 

@@ -18,7 +18,7 @@ from typing import Any, Mapping
 
 
 class Objective(enum.StrEnum):
-    """The training objective of a run (docs/method, section 1)."""
+    """The training objective of a run (docs/method.md, "The losses")."""
 
     STATIC = "static"
     ADAPTIVE = "adaptive"

@@ -17,7 +17,8 @@ import pandas as pd
 
 from margin_retrieval.config import Batching, FirstStage, InBatch, Negatives, Objective, Settings
 
-# The order of the run name's segments: the columns added later come last, so older names keep their prefix.
+# The order of the run name's segments. New columns go last, so that the names of archived runs, which lack them,
+# stay prefixes of the new names (``run_description`` fills the missing columns from the defaults).
 COLUMNS = ("model", "objective", "in_batch", "tau", "fraction", "negatives", "batching", "seed")
 
 
@@ -141,7 +142,8 @@ def expand_experiments(experiments: dict, students: list[str], defaults: GridDef
 def run_description(row: Mapping[str, str], defaults: GridDefaults | None = None) -> dict[str, Any]:
     """Typed, flat view of one run (the columns of its name) for training and analysis.
 
-    A name written before a column existed lacks it; ``defaults`` fills it in (without them that is an error).
+    A name that lacks a column (an archived run named before the column existed) takes its value from ``defaults``
+    (without them that is an error).
     """
     row = {**(defaults.as_row() if defaults else {}), **row}
     missing = [column for column in COLUMNS if column not in row]

@@ -141,8 +141,8 @@ def trained_systems():
     return [f"trained/{pattern}" for pattern in TRAIN_SPACE.instance_patterns]
 
 
-# Runs that an earlier session trained and archived (config `archive`): the analysis reads their files from the
-# archive, and since nothing asks for their model, the DAG trains, encodes and evaluates them no more.
+# Runs already trained and archived (config `archive`): the analysis reads their files from the archive, and since
+# nothing asks for their model, the DAG does not train, encode or evaluate them again.
 ARCHIVED_RUNS = {
     pattern
     for pattern in TRAIN_SPACE.instance_patterns

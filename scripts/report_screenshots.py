@@ -4,7 +4,7 @@
 
 The report is a single-page app without URLs per page, so for each view this writes a copy of the report with a
 script that opens the view (through the app's own ``setView``) and lets Chromium take the screenshot. Needs a
-``chromium`` on PATH (Debian: ``apt-get install chromium``). docs/report.md says what was checked on them.
+``chromium`` on PATH (Debian: ``apt-get install chromium``). docs/report.md shows the screenshots.
 """
 
 from __future__ import annotations

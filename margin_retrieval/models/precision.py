@@ -2,10 +2,10 @@
 otherwise (CUDA: fp16).
 
 The CPU flags alone do not tell. With AVX512-BF16, our training step of the default student ran 2x faster in bf16
-than in fp32 on a 2-core AMD EPYC (``benchmarks/results/train_step.txt`` at c650403), but 1.18x slower on a 2-core
-Intel Xeon whose VM shows AVX512-BF16 and no AMX (the same file now); with AMX it ran 1.6x faster (issue 13). So the
-workflow times both once (rule ``cpu_precision``) and every job on the CPU reads the choice from
-``results/precision.json``: it cannot change between the jobs of one results folder, so a grid's runs share it.
+than in fp32 on a 2-core AMD EPYC, but 1.18x slower on a 2-core Intel Xeon whose VM shows AVX512-BF16 and no AMX, and
+1.6x faster on a Xeon with AMX. So the workflow times both once (rule ``cpu_precision``) and every job on the CPU reads
+the choice from ``results/precision.json``: it cannot change between the jobs of one results folder, so a grid's runs
+share it.
 Without native bf16 (AVX2 only) bf16 is emulated and several times slower: fp32, unmeasured.
 """
 

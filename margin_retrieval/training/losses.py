@@ -1,6 +1,6 @@
 """Training objectives on pooled bi-encoder embeddings q, p, n of shape [B, d] (not normalised).
 
-Notation (docs/method, section 1): s(x, y) is the cosine similarity, r(p, n) = s(p, n) / 2 + 0.5 lies in [0, 1],
+Notation (docs/method.md, "The losses"): s(x, y) is the cosine similarity, r(p, n) = s(p, n) / 2 + 0.5 lies in [0, 1],
 E is the error function applied to x = margin - target, and every loss is the mean over all its elements.
 The margin losses reproduce the original ``MarginLoss`` of webis-de/adaptive-relevance-margin-loss, including its
 in-batch broadcasting; the textbook in-batch form is a separate, explicitly named option.
