@@ -87,9 +87,14 @@ def check_values(config: Mapping, reference_candidates: Iterable[str], used_mode
     """Cross-key and file checks; ``reference_candidates`` are the objectives and system names of the grid that
     ``analysis.reference_objective`` may name, ``used_models`` the models the DAG prepares."""
     check_reference(config["analysis"]["reference_objective"], reference_candidates)
+    figure_collection = config["analysis"].get("collection")
+    if figure_collection is not None and figure_collection not in config["collections"]:
+        raise ConfigError(f"config analysis.collection: {figure_collection!r} is none of the collections "
+                          f"({', '.join(config['collections'])})")
     for name, collection in config["collections"].items():
         check_measures(collection["measures"], f"collections.{name}.measures")
         check_local_files(collection, f"collections.{name}")
+        relevance_map(collection.get("relevance_map"), f"collections.{name}.relevance_map")
     check_index(config["retrieval"]["index"])
     check_local_files(config["train_data"], "train_data")
     scores_file = config["train_data"]["teacher_scores_file"]
@@ -101,6 +106,17 @@ def check_values(config: Mapping, reference_candidates: Iterable[str], used_mode
             model_source_kind(config["models"][model]["source"])
         except (FileNotFoundError, ValueError) as error:
             raise ConfigError(f"config models.{model}.source: {error}") from None
+
+
+def relevance_map(mapping: Mapping | None, key: str) -> dict[int, int] | None:
+    """The ``relevance_map`` of a collection with integer keys (YAML gives ints, JSON strings); None when unset."""
+    if mapping is None:
+        return None
+    try:
+        return {int(label): int(grade) for label, grade in mapping.items()}
+    except (TypeError, ValueError):
+        raise ConfigError(f"config {key}: keys must be integer relevance labels, e.g. {{-1: 0, 1: 4}}; got "
+                          f"{dict(mapping)}") from None
 
 
 def check_reference(reference: str, candidates: Iterable[str]) -> None:

@@ -90,6 +90,7 @@ rule figure_tau:
     params:
         figure="tau",
         analysis=config["analysis"],
+        collection=FIGURE_COLLECTION,
     script:
         "../workflow_scripts/figure.py"
 
@@ -114,6 +115,7 @@ rule figure_data_efficiency:
     params:
         figure="data_efficiency",
         analysis=config["analysis"],
+        collection=FIGURE_COLLECTION,
         student=STUDENTS[0],
         teacher=config["teacher"],
     script:
@@ -194,6 +196,7 @@ rule figure_per_query:
     params:
         figure="per_query",
         analysis=config["analysis"],
+        collection=FIGURE_COLLECTION,
     script:
         "../workflow_scripts/figure.py"
 
@@ -222,6 +225,7 @@ rule figure_column_comparison:
     params:
         figure=lambda wc: wc.figure,
         analysis=config["analysis"],
+        collection=FIGURE_COLLECTION,
     script:
         "../workflow_scripts/figure.py"
 

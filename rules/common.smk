@@ -27,6 +27,8 @@ STUDENTS = (
 RUNS = expand_experiments(config["experiments"], STUDENTS, GRID_DEFAULTS)
 TRAIN_SPACE = Paramspace(RUNS.drop(columns="group"), param_sep="~")
 COLLECTIONS = sorted(config["collections"])
+# The collection the figures are drawn on: analysis.collection, else the first one the config lists.
+FIGURE_COLLECTION = config["analysis"]["collection"] or next(iter(config["collections"]))
 # The training collection gets its own data-rule name; "train" never clashes with an evaluation collection.
 TRAIN_COLLECTION = "train"
 TRAIN_SPEC_KEYS = ("dataset", "docs", "queries", "qrels", "docs_format")

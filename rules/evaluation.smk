@@ -16,6 +16,9 @@ rule evaluate:
         name=lambda wc: wc.collection,
         measures=lambda wc: config["collections"][wc.collection]["measures"],
         binarize_at=lambda wc: config["collections"][wc.collection]["binarize_at"],
+        relevance_map=lambda wc: checks.relevance_map(
+            config["collections"][wc.collection]["relevance_map"], f"collections.{wc.collection}.relevance_map"
+        ),
         home=ir_home(),
     script:
         "../workflow_scripts/evaluate.py"

@@ -121,7 +121,8 @@ def test_a_valid_config_passes_every_check(tmp_path, monkeypatch):
     config["retrieval"] = {"index": "OPQ32,IVF262144_HNSW32,PQ32,RFlat"}  # the paper's index parses
     config["analysis"] = {"reference_objective": "zeroshot/minilm-l6"}
     config["train_data"]["teacher_scores_file"] = None
-    config["collections"]["scifact-test"]["measures"] = ["nDCG@10"]
+    for name in ("scifact-test", "cranfield"):
+        config["collections"][name]["measures"] = ["nDCG@10"]
     checks.check_values(config, {"margin_mse", "zeroshot/minilm-l6"}, ["minilm-l3"])
 
 

@@ -17,6 +17,7 @@ import pytest
 
 from margin_retrieval.data import collections
 from margin_retrieval.data import scifact_mirror as scifact_mirror_module
+from margin_retrieval.data.cranfield_mirror import rebuild_cran_tar
 from margin_retrieval.data.scifact_mirror import EXPECTED, parse_numpy_strings, rebuild_beir_zip
 from tests.tiny_collection import write_collection
 
@@ -292,3 +293,74 @@ def test_malformed_beir_qrels_and_jsonl_name_the_line(tmp_path, home):
     (data / "corpus.jsonl").write_text(json.dumps({"_id": "d1", "text": "t"}) + "\n")
     with pytest.raises(ValueError, match=r"qrels\.tsv:3: expected 'query-id<TAB>corpus-id<TAB>score'"):
         collections.prepare(spec, "beirlike", {}, str(home))
+
+
+CRANFIELD_MIRROR = Path("/work/shared/data/cranfield")
+CRANFIELD_GRADES = {4: 128, 3: 387, 2: 734, 1: 363, 0: 225}  # Cleverdon's codes 1, 2, 3, 4, -1 after the map
+
+
+def test_cranfield_mirror_with_other_counts_is_refused(tmp_path):
+    mirror = tmp_path / "cran"
+    mirror.mkdir()
+    (mirror / "cran.all.1400").write_text(".I 1\n.T\ntitle\n.W\ntext\n")
+    (mirror / "cran.qry").write_text(".I 001\n.W\nquery\n")
+    with pytest.raises(FileNotFoundError, match="missing cranqrel"):
+        rebuild_cran_tar(mirror, tmp_path / "cran.tar.gz")
+    (mirror / "cranqrel").write_text("1 1 2\n")
+    with pytest.raises(ValueError, match=r"'docs': 1, 'queries': 1, 'qrels': 1.*official"):
+        rebuild_cran_tar(mirror, tmp_path / "cran.tar.gz")
+    assert not (tmp_path / "cran.tar.gz").exists()
+
+
+def test_relevance_map_grades_labels_and_refuses_unmapped_ones(tiny):
+    dataset = collections.load(tiny, "tiny")
+    raw = collections.qrels(dataset)
+    labels = {label for docs in raw.values() for label in docs.values()}
+    graded = collections.qrels(dataset, {label: label + 10 for label in labels})
+    assert graded == {q: {d: label + 10 for d, label in docs.items()} for q, docs in raw.items()}
+    with pytest.raises(ValueError, match=r"relevance label \d+ .*not in the collection's relevance_map \{99: 1\}"):
+        collections.qrels(dataset, {99: 1})
+
+
+@pytest.mark.skipif(not CRANFIELD_MIRROR.is_dir(), reason="the offline Cranfield mirror is not on this machine")
+def test_prepare_falls_back_to_the_cranfield_mirror_and_ir_datasets_serves_cranfield(tmp_path):
+    """ir_datasets' own ``cranfield`` id from the offline copy, in a fresh process (ir_datasets fixes its paths at
+    import); the first download attempt is made to fail, so the test does not depend on the network."""
+    home = tmp_path / "irds"
+    script = textwrap.dedent(f"""
+        import collections as counter, json
+        from margin_retrieval.data import collections
+        from margin_retrieval.data.cranfield_mirror import RELEVANCE_MAP
+        collections.configure_home({str(home)!r})
+        real, calls = collections.materialize, []
+        def flaky(dataset):
+            calls.append(1)
+            if len(calls) == 1:
+                raise RuntimeError("All download sources failed")
+            return real(dataset)
+        collections.materialize = flaky
+        manifest = collections.prepare({{"dataset": "cranfield"}}, "cranfield",
+                                       {{"cranfield": {str(CRANFIELD_MIRROR)!r}}}, {str(home)!r})
+        dataset = collections.load_id("cranfield")
+        grades = counter.Counter(g for docs in collections.qrels(dataset, RELEVANCE_MAP).values() for g in docs.values())
+        print(json.dumps({{"manifest": manifest, "grades": grades, "queries": sorted(collections.queries(dataset))}}))
+    """)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "IR_DATASETS_HOME": str(home)}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr[-4000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    manifest = out["manifest"]
+    assert (manifest["docs"], manifest["queries"], manifest["qrels"]) == (1400, 225, 1837)
+    assert manifest["source"] == f"offline_mirror:{CRANFIELD_MIRROR}"
+    assert {int(grade): n for grade, n in out["grades"].items()} == CRANFIELD_GRADES
+    assert sorted(out["queries"], key=int) == [str(i) for i in range(1, 226)]  # renumbered 1..225, as cranqrel uses
+
+
+def test_relevance_map_config_takes_integer_labels_and_names_the_key_otherwise():
+    from margin_retrieval.checks import ConfigError, relevance_map
+
+    assert relevance_map({"1": 4, -1: 0}, "collections.c.relevance_map") == {1: 4, -1: 0}
+    assert relevance_map(None, "collections.c.relevance_map") is None
+    with pytest.raises(ConfigError, match=r"config collections\.c\.relevance_map: keys must be integer"):
+        relevance_map({"high": 4}, "collections.c.relevance_map")

@@ -9,5 +9,6 @@ from margin_retrieval.evaluation.measures import evaluate_to_files
 
 collections.configure_home(snakemake.params.home)
 dataset = collections.load(snakemake.params.spec, snakemake.params.name)
-evaluate_to_files(snakemake.input.run, collections.qrels(dataset), snakemake.params.measures,
-                  snakemake.params.binarize_at, snakemake.output.per_query, snakemake.output.aggregate)
+evaluate_to_files(snakemake.input.run, collections.qrels(dataset, snakemake.params.relevance_map),
+                  snakemake.params.measures, snakemake.params.binarize_at, snakemake.output.per_query,
+                  snakemake.output.aggregate)

@@ -19,7 +19,8 @@ A collection spec (``train_data`` or an entry of ``collections`` in the config) 
   ``$IR_DATASETS_HOME/local/<name>/<key>/`` and ``ir_datasets`` keeps its docstore there.
 
 Document text is ``title + " " + text`` when the document has a non-empty title (BEIR), else ``text``; query text
-is ``.text``. Other keys of a spec (``binarize_at``, ``measures``, ``docpairs``...) are ignored here.
+is ``.text``. Other keys of a spec (``binarize_at``, ``measures``, ``docpairs``...) are ignored here; an evaluation
+collection's ``relevance_map`` is passed to ``qrels`` by the evaluation job.
 
 ``configure_home`` must run before anything imports ``ir_datasets``: its built-in datasets fix their cache paths
 when the package is imported.
@@ -32,7 +33,7 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Mapping
 
 from margin_retrieval.data.home import configure_home, home_lock, home_path  # noqa: F401 (part of this API)
 from margin_retrieval.data.local_collections import LOCAL_KEYS, load_local, local_paths  # noqa: F401 (API)
@@ -79,10 +80,18 @@ def queries(dataset) -> dict[str, str]:
     return {query.query_id: query.text for query in dataset.queries_iter()}
 
 
-def qrels(dataset) -> dict[str, dict[str, int]]:
+def qrels(dataset, relevance_map: Mapping[int, int] | None = None) -> dict[str, dict[str, int]]:
+    """``{qid: {doc_id: label}}``; ``relevance_map`` (raw label -> grade, e.g. Cranfield's inverted codes) applies
+    to every label, and a label it does not name is an error rather than a silent grade."""
     result: dict[str, dict[str, int]] = {}
     for qrel in dataset.qrels_iter():
-        result.setdefault(qrel.query_id, {})[qrel.doc_id] = int(qrel.relevance)
+        label = int(qrel.relevance)
+        if relevance_map is not None:
+            if label not in relevance_map:
+                raise ValueError(f"relevance label {label} (query {qrel.query_id}, doc {qrel.doc_id}) is not in the "
+                                 f"collection's relevance_map {dict(relevance_map)}")
+            label = relevance_map[label]
+        result.setdefault(qrel.query_id, {})[qrel.doc_id] = label
     return result
 
 
@@ -118,10 +127,12 @@ class DataUnavailable(RuntimeError):
 
 
 def _mirror_builders():
+    from margin_retrieval.data.cranfield_mirror import rebuild_cran_tar
     from margin_retrieval.data.scifact_mirror import rebuild_beir_zip
 
     # mirror key -> (cache file it fills, relative to the ir_datasets home; builder(mirror_dir, out_file))
-    return {"beir/scifact": ("beir/scifact/source.zip", rebuild_beir_zip)}
+    return {"beir/scifact": ("beir/scifact/source.zip", rebuild_beir_zip),
+            "cranfield": ("cranfield/cran.tar.gz", rebuild_cran_tar)}
 
 
 def matching_mirror(dataset_id: str, mirrors: dict[str, str] | None) -> str | None:
