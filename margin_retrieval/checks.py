@@ -1,10 +1,15 @@
 """Config checks that run when the workflow reads its config, so that a mistake stops ``snakemake`` (even ``-n``)
-before the first job, in a few lines that name the key or the file.
+before the first job, in a few lines that name the key or the file (the Snakefile prints a ConfigError without a
+traceback).
 
+- ``check_yaml_syntax``: the embedded config.yaml parses, else ``<file>:<line>:<column>: <problem>`` (a
+  ``--configfile`` is parsed by Snakemake's command line before any workflow code runs: it cannot be checked here);
 - ``check_schema``: the JSON schema (schemas/config.schema.yaml), reported as one line per problem: the key's path,
   and for an unknown key the closest valid one ("did you mean 'training'?") instead of a dump of the schema;
 - ``check_values``: what the schema cannot express: the significance tests' reference, measure names (ir_measures),
-  the faiss index factory string, and the local files and directories the jobs will read.
+  the faiss index factory string, the local files and directories the jobs will read (and the first lines of local
+  collection files), validation queries that would leave no training query, input lengths beyond a model's
+  position embeddings.
 
 faiss and ir_measures are imported inside the checks that need them: importing this module stays cheap.
 """
@@ -18,16 +23,37 @@ from typing import Iterable, Iterator, Mapping
 
 import yaml
 
+from margin_retrieval.data.local_formats import check_local_files as check_file_lines
+from margin_retrieval.data.local_formats import judged_query_count
+from margin_retrieval.errors import ConfigError
+from margin_retrieval.models.positions import position_limit
 from margin_retrieval.models.source_kind import model_source_kind
 
 # Embedding sizes tried when parsing the index string: a product quantizer (PQ<M>) needs M to divide the dimension,
 # which is not known before a model is loaded, so the string counts as valid if one common dimension accepts it.
 INDEX_CHECK_DIMENSIONS = (768, 1024, 384, 960)
 MAX_REPORTED = 5  # schema problems shown at once; the rest are counted
+HEAD_LINES = 1000  # first lines of each local collection file checked before any job (the download job checks all)
 
 
-class ConfigError(ValueError):
-    """A config value that would make a job fail (or silently change a result) later."""
+# -- the file itself ---------------------------------------------------------------------------------------------------
+
+
+def check_yaml_syntax(path: str | Path) -> None:
+    """Raise ConfigError ``<file>:<line>:<column>: <problem>`` for a file that is not YAML; Snakemake's own message
+    names neither the file nor the line. Only the syntax is checked (the file is composed, not constructed); a
+    missing file is left to Snakemake, whose message names it."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            yaml.compose(handle, Loader=yaml.SafeLoader)
+    except FileNotFoundError:
+        return
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path} is not UTF-8 text ({error})") from None
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark
+        context = f" ({error.context} at line {error.context_mark.line + 1})" if error.context_mark else ""
+        raise ConfigError(f"{path}:{mark.line + 1}:{mark.column + 1}: {error.problem}{context}") from None
 
 
 # -- the schema ------------------------------------------------------------------------------------------------------
@@ -93,10 +119,11 @@ def check_values(config: Mapping, reference_candidates: Iterable[str], used_mode
                           f"({', '.join(config['collections'])})")
     for name, collection in config["collections"].items():
         check_measures(collection["measures"], f"collections.{name}.measures")
-        check_local_files(collection, f"collections.{name}")
+        check_local_files(collection, f"collections.{name}", name)
         relevance_map(collection.get("relevance_map"), f"collections.{name}.relevance_map")
     check_index(config["retrieval"]["index"])
-    check_local_files(config["train_data"], "train_data")
+    check_local_files(config["train_data"], "train_data", "train_data")
+    check_validation_queries(config["train_data"])
     scores_file = config["train_data"]["teacher_scores_file"]
     if scores_file and not Path(scores_file).expanduser().is_file():
         raise ConfigError(f"config train_data.teacher_scores_file: no such file: {scores_file} "
@@ -106,6 +133,7 @@ def check_values(config: Mapping, reference_candidates: Iterable[str], used_mode
             model_source_kind(config["models"][model]["source"])
         except (FileNotFoundError, ValueError) as error:
             raise ConfigError(f"config models.{model}.source: {error}") from None
+    check_input_lengths(config["training"], config["models"], used_models)
 
 
 def relevance_map(mapping: Mapping | None, key: str) -> dict[int, int] | None:
@@ -159,12 +187,61 @@ def check_index(factory: str) -> None:
     raise ConfigError(f"config retrieval.index: {factory!r} is not a faiss index factory string ({message})")
 
 
-def check_local_files(spec: Mapping, key: str) -> None:
-    """The docs, queries and qrels files of a local collection exist (an ir_datasets id is checked elsewhere)."""
+def check_local_files(spec: Mapping, key: str, name: str) -> None:
+    """The docs, queries and qrels files of local collection ``name`` exist and their first lines have the expected
+    shape (MalformedFileError: file, line, expected, got); an ir_datasets id is checked elsewhere."""
     if spec.get("dataset"):
         return
+    paths = {}
     for part in ("docs", "queries", "qrels"):
         path = Path(spec[part]).expanduser()
         if not path.exists():
             raise ConfigError(f"config {key}.{part}: no such file: {spec[part]} "
                               f"(relative paths are relative to the working directory {Path.cwd()})")
+        if not path.is_file() and not (part == "docs" and spec["docs_format"] == "trec"):  # trec: a directory too
+            raise ConfigError(f"config {key}.{part}: {spec[part]} is not a file")
+        paths[part] = path
+    check_file_lines(paths, spec["docs_format"], name, max_lines=HEAD_LINES)
+
+
+def check_validation_queries(train_data: Mapping) -> None:
+    """``train_data.validation_queries`` leaves queries to train on, where their number is known before any job: a
+    local qrels file's queries with a judged positive, or the query count ir_datasets publishes for a dataset id
+    (both upper bounds; the training_split job checks the exact number, which needs the downloaded data)."""
+    if train_data["validation"]["dataset"]:
+        return  # validation on a dataset of its own: no training query is held out
+    held_out = train_data["validation_queries"]
+    if train_data.get("dataset"):
+        count, source = published_query_count(train_data["dataset"]), f"{train_data['dataset']!r} has"
+        max_queries = (train_data.get("docpairs") or {}).get("max_queries")
+        if count is not None and max_queries is not None and max_queries < count:
+            count, source = max_queries, "train_data.docpairs.max_queries keeps"
+    else:
+        count, source = judged_query_count(Path(train_data["qrels"]).expanduser()), f"{train_data['qrels']} judges"
+    if count is not None and held_out >= count:
+        raise ConfigError(f"config train_data.validation_queries: {held_out} would hold out every training query "
+                          f"({source} {count} queries); use fewer than {count}")
+
+
+def published_query_count(dataset_id: str) -> int | None:
+    """The query count in ir_datasets' metadata (shipped with the package: nothing is downloaded), if it has one."""
+    import ir_datasets
+
+    try:
+        dataset = ir_datasets.load(dataset_id)
+    except KeyError:
+        return None  # not an ir_datasets id: rules/common.smk reports it
+    return dataset.queries_count() if dataset.has_queries() else None
+
+
+def check_input_lengths(training: Mapping, models: Mapping, used_models: Iterable[str]) -> None:
+    """``training.max_query_length`` and ``max_doc_length``, which training, teacher scoring and encoding truncate to,
+    fit the position embeddings of every model the DAG prepares: a longer input fails inside a job, and only once a
+    text that long comes along. A model whose limit is unknown before it is prepared (a hub id is not downloaded
+    here, a package may be installed only in the jobs' environment) is not checked."""
+    for model in sorted(used_models):
+        limit = position_limit(models[model]["source"])
+        for key in ("max_query_length", "max_doc_length"):
+            if limit is not None and training[key] > limit:
+                raise ConfigError(f"config training.{key}: {training[key]} is more than model {model!r} takes "
+                                  f"({limit} positions, {models[model]['source']}); use at most {limit}")

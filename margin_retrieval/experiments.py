@@ -16,6 +16,7 @@ from typing import Any, Mapping
 import pandas as pd
 
 from margin_retrieval.config import Batching, FirstStage, InBatch, Negatives, Objective, Settings
+from margin_retrieval.errors import ConfigError
 
 # The order of the run name's segments. New columns go last, so that the names of archived runs, which lack them,
 # stay prefixes of the new names (``run_description`` fills the missing columns from the defaults).
@@ -47,93 +48,102 @@ def _as_list(value) -> list:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
-def _enum(kind, value, group: str, column: str):
+def _enum(kind, value, where: str, column: str):
     try:
         return kind(value)
     except ValueError:
-        raise ValueError(f"experiments.{group}: {column} must be one of {[m.value for m in kind]}, "
-                         f"got {value!r}") from None
+        raise ConfigError(f"config experiments.{where}: {column} must be one of {[m.value for m in kind]}, "
+                          f"got {value!r}") from None
 
 
-def _tau_name(objective: Objective, tau, group: str) -> str:
+def _tau_name(objective: Objective, tau, where: str) -> str:
     if objective == Objective.STATIC:
         if tau is None or isinstance(tau, bool) or not isinstance(tau, (int, float)):
-            raise ValueError(f"experiments.{group}: a static margin needs a numeric tau, got {tau!r}")
+            raise ConfigError(f"config experiments.{where}: a static margin needs a numeric tau, got {tau!r}")
+        # The loss pulls each margin s(q, p) - s(q, n) towards tau: a negative tau would train the model to rank the
+        # negative above the positive.
+        if tau < 0:
+            raise ConfigError(f"config experiments.{where}: the static margin tau must be >= 0, got {tau!r}")
         return f"{float(tau):g}"
     if tau is not None:
-        raise ValueError(f"experiments.{group}: tau is only meaningful for the static objective, not {objective!r}")
+        raise ConfigError(f"config experiments.{where}: tau is only meaningful for the static objective, "
+                          f"not {objective!r}")
     return "none"
 
 
-def _in_batch(objective: Objective, value, group: str) -> InBatch:
+def _in_batch(objective: Objective, value, where: str) -> InBatch:
     try:
         in_batch = InBatch.parse(value)
     except ValueError as error:
-        raise ValueError(f"experiments.{group}: {error}") from None
+        raise ConfigError(f"config experiments.{where}: {error}") from None
     if in_batch != InBatch.OFF and not objective.is_margin:
-        raise ValueError(f"experiments.{group}: in_batch applies to margin objectives only, not {objective.value!r}")
+        raise ConfigError(f"config experiments.{where}: in_batch applies to margin objectives only, "
+                          f"not {objective.value!r}")
     if objective == Objective.DISTRIBUTED and in_batch != InBatch.OFF:
-        raise ValueError(f"experiments.{group}: the distributed target cannot be combined with in_batch")
+        raise ConfigError(f"config experiments.{where}: the distributed target cannot be combined with in_batch")
     return in_batch
 
 
-def _negatives(values: dict, defaults: GridDefaults, group: str) -> Negatives:
+def _negatives(values: dict, defaults: GridDefaults, where: str) -> Negatives:
     if "negatives" not in values:
         return defaults.negatives
     if defaults.docpairs:
-        raise ValueError(f"experiments.{group}: negatives is not a column when train_data.docpairs gives the "
-                         "triples (the docpairs are their only negatives)")
-    return Negatives(_enum(FirstStage, values["negatives"], group, "negatives").value)
+        raise ConfigError(f"config experiments.{where}: negatives is not a column when train_data.docpairs gives "
+                          "the triples (the docpairs are their only negatives)")
+    return Negatives(_enum(FirstStage, values["negatives"], where, "negatives").value)
 
 
-def _seed(values: dict, defaults: GridDefaults, group: str) -> int:
+def _seed(values: dict, defaults: GridDefaults, where: str) -> int:
     seed = values.get("seed", defaults.seed)
     if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ValueError(f"experiments.{group}: seed must be an integer, got {seed!r}")
+        raise ConfigError(f"config experiments.{where}: seed must be an integer, got {seed!r}")
     return seed
 
 
-def _row(group: str, values: dict, defaults: GridDefaults) -> dict[str, str]:
+def _row(where: str, values: dict, defaults: GridDefaults) -> dict[str, str]:
     """One run's columns as the strings of its name; every value is checked here, once."""
-    objective = _enum(Objective, values["objective"], group, "objective")
+    objective = _enum(Objective, values["objective"], where, "objective")
     fraction = values.get("fraction", 1.0)
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
-        raise ValueError(f"experiments.{group}: fraction must be in (0, 1], got {fraction!r}")
+        raise ConfigError(f"config experiments.{where}: fraction must be in (0, 1], got {fraction!r}")
     return {
         "model": values["model"],
         "objective": objective.value,
-        "in_batch": _in_batch(objective, values.get("in_batch", False), group).value,
-        "tau": _tau_name(objective, values.get("tau"), group),
+        "in_batch": _in_batch(objective, values.get("in_batch", False), where).value,
+        "tau": _tau_name(objective, values.get("tau"), where),
         "fraction": f"{float(fraction):g}",
-        "negatives": _negatives(values, defaults, group).value,
-        "batching": _enum(Batching, values.get("batching", defaults.batching), group, "batching").value,
-        "seed": str(_seed(values, defaults, group)),
+        "negatives": _negatives(values, defaults, where).value,
+        "batching": _enum(Batching, values.get("batching", defaults.batching), where, "batching").value,
+        "seed": str(_seed(values, defaults, where)),
     }
 
 
-def _grid_rows(group: str, grid: dict, students: list[str], defaults: GridDefaults) -> list[dict]:
+def _grid_rows(group: str, index: int, grid: dict, students: list[str], defaults: GridDefaults) -> list[dict]:
+    """The runs of entry ``index`` of experiment group ``group``; an error names both (``static_sweep[0]``)."""
+    where = f"{group}[{index}]"
     unknown = set(grid) - set(COLUMNS)
     if unknown:
-        raise ValueError(f"experiments.{group}: unknown column(s) {sorted(unknown)}; allowed: {COLUMNS}")
+        raise ConfigError(f"config experiments.{where}: unknown column(s) {sorted(unknown)}; allowed: {COLUMNS}")
     if "objective" not in grid:
-        raise ValueError(f"experiments.{group}: every grid needs an objective")
+        raise ConfigError(f"config experiments.{where}: every grid needs an objective")
     grid = {"model": students, **grid}
     keys = list(grid)
     rows = []
     for values in itertools.product(*(_as_list(grid[key]) for key in keys)):
-        row = _row(group, dict(zip(keys, values)), defaults)
+        row = _row(where, dict(zip(keys, values)), defaults)
         if row["model"] not in students:
-            raise ValueError(f"experiments.{group}: model {row['model']!r} is not a configured student {students}")
+            raise ConfigError(f"config experiments.{where}: model {row['model']!r} is not a configured student "
+                              f"{students}")
         rows.append({**row, "group": group})
     return rows
 
 
 def expand_experiments(experiments: dict, students: list[str], defaults: GridDefaults) -> pd.DataFrame:
     """One row per distinct training run; every value is a string so that paths are stable."""
-    rows = [row for group, grids in experiments.items() for grid in grids
-            for row in _grid_rows(group, grid, students, defaults)]
+    rows = [row for group, grids in experiments.items() for index, grid in enumerate(grids)
+            for row in _grid_rows(group, index, grid, students, defaults)]
     if not rows:
-        raise ValueError("experiments: the configuration defines no training run")
+        raise ConfigError("config experiments: the configuration defines no training run")
     table = pd.DataFrame(rows, columns=[*COLUMNS, "group"])
     groups = table.groupby(list(COLUMNS), sort=False)["group"].agg(lambda g: ",".join(dict.fromkeys(g)))
     return groups.reset_index().sort_values(list(COLUMNS), kind="stable").reset_index(drop=True)

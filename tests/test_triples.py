@@ -14,6 +14,7 @@ from margin_retrieval.config import FirstStage, TrainDataSettings
 from margin_retrieval.data import collections, training_data
 from margin_retrieval.data import triples
 from margin_retrieval.data.training_data import Embeddings
+from margin_retrieval.errors import ConfigError
 from margin_retrieval.experiments import fraction_size
 from margin_retrieval.io import save_embeddings
 from tests.configs import settings
@@ -49,7 +50,7 @@ def test_split_is_seeded_disjoint_and_complete():
     assert len(split["validation"]) == 10 and len(split["train_order"]) == 40
     assert not set(split["validation"]) & set(split["train_order"])
     assert set(split["validation"]) | set(split["train_order"]) == set(qids)
-    with pytest.raises(ValueError, match="no training query"):
+    with pytest.raises(ConfigError, match=r"train_data\.validation_queries: 50 would hold out all 50 training"):
         triples.split_queries(qids, 50, seed=0)
 
 

@@ -37,7 +37,8 @@ from typing import Iterable, Iterator, Mapping
 
 from margin_retrieval.data.home import configure_home, home_lock, home_path  # noqa: F401 (part of this API)
 from margin_retrieval.data.local_collections import LOCAL_KEYS, load_local, local_paths  # noqa: F401 (API)
-from margin_retrieval.data.local_formats import check_local_files
+from margin_retrieval.data.local_formats import MalformedFileError, check_local_files
+from margin_retrieval.errors import ConfigError, UserError
 from margin_retrieval.io import write_json
 
 log = logging.getLogger(__name__)
@@ -88,8 +89,8 @@ def qrels(dataset, relevance_map: Mapping[int, int] | None = None) -> dict[str, 
         label = int(qrel.relevance)
         if relevance_map is not None:
             if label not in relevance_map:
-                raise ValueError(f"relevance label {label} (query {qrel.query_id}, doc {qrel.doc_id}) is not in the "
-                                 f"collection's relevance_map {dict(relevance_map)}")
+                raise ConfigError(f"relevance label {label} (query {qrel.query_id}, doc {qrel.doc_id}) is not in the "
+                                  f"collection's relevance_map {dict(relevance_map)}")
             label = relevance_map[label]
         result.setdefault(qrel.query_id, {})[qrel.doc_id] = label
     return result
@@ -122,7 +123,7 @@ def doc_lookup(dataset, ids: Iterable[str]) -> dict[str, str]:
 # making the data available (the download rule)
 
 
-class DataUnavailable(RuntimeError):
+class DataUnavailable(UserError, RuntimeError):
     """A dataset could not be downloaded and no usable offline mirror was configured."""
 
 
@@ -233,12 +234,12 @@ def _prepare_local(spec: dict, name: str) -> dict:
     counts = materialize(dataset)
     for key in LOCAL_KEYS:
         if counts[key] == 0:
-            raise ValueError(f"collection {name!r}: {key} file {paths[key]} holds no entries")
+            raise MalformedFileError(f"collection {name!r}: {key} file {paths[key]} holds no entries")
     query_ids = set(queries(dataset))
     judged = qrels(dataset)
     unknown_queries = sorted(set(judged) - query_ids)
     if len(unknown_queries) == len(judged):
-        raise ValueError(f"collection {name!r}: no qrels query id is in {paths['queries']} "
+        raise MalformedFileError(f"collection {name!r}: no qrels query id is in {paths['queries']} "
                          f"(e.g. {unknown_queries[:3]})")
     if unknown_queries:
         log.warning("collection %s: %d qrels queries are not in the queries file, e.g. %s", name,
@@ -247,7 +248,8 @@ def _prepare_local(spec: dict, name: str) -> dict:
     found = dataset.docs_store().get_many(judged_docs)
     unknown_docs = [doc for doc in judged_docs if doc not in found]
     if len(unknown_docs) == len(judged_docs):
-        raise ValueError(f"collection {name!r}: no judged doc id is in {paths['docs']} (e.g. {unknown_docs[:3]})")
+        raise MalformedFileError(f"collection {name!r}: no judged doc id is in {paths['docs']} "
+                                 f"(e.g. {unknown_docs[:3]})")
     if unknown_docs:
         log.warning("collection %s: %d judged docs are not in the corpus, e.g. %s", name, len(unknown_docs),
                     unknown_docs[:3])

@@ -30,6 +30,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from margin_retrieval.data.provided_data import group_docpairs
+from margin_retrieval.errors import ConfigError
 from margin_retrieval.retrieval.search import merge_topk, search_shard
 
 log = logging.getLogger(__name__)
@@ -62,8 +63,8 @@ def split_queries(qids: Iterable[str], n_validation: int, seed: int) -> dict[str
     """Hold out ``n_validation`` queries (the first of a seeded permutation); the rest, permuted, is ``train_order``."""
     order = seeded_order(qids, seed)
     if n_validation >= len(order):
-        raise ValueError(f"validation_queries={n_validation} leaves no training query ({len(order)} queries have a "
-                         f"judged positive)")
+        raise ConfigError(f"config train_data.validation_queries: {n_validation} would hold out all {len(order)} "
+                          f"training queries (those with a judged positive, or docpairs); use fewer than {len(order)}")
     return {"validation": sorted(order[:n_validation]), "train_order": order[n_validation:]}
 
 
