@@ -154,8 +154,9 @@ class Trainer:
 
     # -- the loop ---------------------------------------------------------------------------------------------
     def _validate_and_maybe_stop(self) -> bool:
-        value = validate(self.encoder, self.data, self.config, self.query_tokens, self.doc_tokens)
-        self._log("validation", **{"nDCG@10": value})
+        result = validate(self.encoder, self.data, self.config, self.query_tokens, self.doc_tokens)
+        self._log("validation", **result.log_values())
+        value = result.mean
         if value > self.state["best_value"]:
             self.state.update(best_value=value, best_step=self.state["step"], bad_validations=0)
             with atomic_path(self.best_dir) as tmp:  # a kill while saving keeps the previous best intact
