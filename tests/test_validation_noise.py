@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 
 import pytest
 
 from margin_retrieval.analysis.numbers.validation_noise import (
-    noise_table, paired_bootstrap_sd, read_validations, within_run_noise,
+    COLUMNS, noise_table, paired_bootstrap_sd, read_validations, within_run_noise, write_noise_table,
 )
 
 
@@ -97,3 +98,14 @@ def test_noise_table_names_the_log_of_bad_input(tmp_path):
     broken.write_text(json.dumps(validation(0, value=0.1)) + "\n{not json\n")
     with pytest.raises(ValueError, match="broken.jsonl, line 2: not JSON"):
         read_validations(broken)
+
+
+def test_the_noise_table_file_has_a_row_per_run_and_blank_cells_for_missing_values(tmp_path):
+    logs = {"a": write_log(tmp_path / "a.jsonl", [validation(s, {"q1": s / 10, "q2": s / 20}) for s in range(6)]),
+            "old": write_log(tmp_path / "old.jsonl", [validation(0, value=0.1)])}
+    write_noise_table(logs, tmp_path / "noise.tsv")
+    with open(tmp_path / "noise.tsv") as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t"))
+    assert list(rows[0]) == COLUMNS and set(COLUMNS) == {"run", *noise_table(logs)[0]}
+    assert [(row["run"], row["queries"], row["best_step"]) for row in rows] == [("a", "2", "5"), ("old", "", "0")]
+    assert rows[1]["best_vs_final_sd"] == "" and float(rows[0]["within_run_sd"]) == pytest.approx(0.0, abs=1e-12)

@@ -19,10 +19,14 @@ import os
 from typing import Mapping, Sequence
 
 import numpy as np
+import pandas as pd
 
 from margin_retrieval.analysis.results import TEST_MEASURE as MEASURE  # also the key of a validation event's mean
+from margin_retrieval.analysis.results import write_frame
 
 PathLike = str | os.PathLike
+COLUMNS = ["run", "validations", "queries", "within_run_sd", "start_value", "best_step", "best_value", "final_step",
+           "final_value", "best_minus_start", "best_vs_start_sd", "best_minus_final", "best_vs_final_sd"]
 
 
 def within_run_noise(values: Sequence[float]) -> float:
@@ -83,10 +87,10 @@ def run_noise(validations: Sequence[Mapping], samples: int = 2000, seed: int = 0
     if not values:
         return row
     best = max(range(len(values)), key=lambda i: (values[i], -i))  # the first maximum: what early stopping keeps
-    start = validations[0] if validations[0]["step"] == 0 else None
+    start = validations[0] if validations[0].get("step") == 0 else None
     final = validations[-1]
-    row |= {"start_value": None if start is None else values[0], "best_step": validations[best]["step"],
-            "best_value": values[best], "final_step": final["step"], "final_value": values[-1],
+    row |= {"start_value": None if start is None else values[0], "best_step": validations[best].get("step"),
+            "best_value": values[best], "final_step": final.get("step"), "final_value": values[-1],
             "best_minus_start": None if start is None else values[best] - values[0],
             "best_minus_final": values[best] - values[-1], "best_vs_start_sd": None, "best_vs_final_sd": None}
     if all("per_query" in v for v in validations):
@@ -116,6 +120,11 @@ def noise_table(logs: Mapping[str, PathLike], samples: int = 2000, seed: int = 0
         except ValueError as error:  # e.g. two validations over different queries
             raise ValueError(f"{path}: {error}") from None
     return rows
+
+
+def write_noise_table(logs: Mapping[str, PathLike], path: PathLike) -> None:
+    """``noise_table(logs)`` as a TSV with the columns ``COLUMNS`` (a value a run lacks is a blank cell)."""
+    write_frame(pd.DataFrame(noise_table(logs), columns=COLUMNS), path)
 
 
 def _number(value: float) -> float | None:
