@@ -141,6 +141,7 @@ class TrainingSettings:
     max_doc_length: int
     error: ErrorFunction
     infonce_temperature: float
+    mask_batch_positives: bool
     margin_mse_similarity: Similarity
     precision: str
     dropout_masks: str

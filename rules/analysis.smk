@@ -63,6 +63,7 @@ rule training_summary:
     output:
         tsv="figures/training_summary.tsv",
         json="figures/validation_agreement.json",
+        noise="figures/validation_noise.tsv",
     log:
         "results/logs/training_summary.log",
     benchmark:

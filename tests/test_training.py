@@ -121,7 +121,7 @@ def test_early_stopping_keeps_the_best_checkpoint(base_model, tmp_path):
     # the kept model is the best one, not the last: it reproduces the best validation value
     trainer.export(tmp_path / "model", tmp_path / "log.jsonl")
     kept = Encoder.load(tmp_path / "model")
-    assert validate(kept, data, trainer.config) == pytest.approx(summary["best_value"], abs=1e-6)
+    assert validate(kept, data, trainer.config).mean == pytest.approx(summary["best_value"], abs=1e-6)
     assert any(not torch.equal(kept.model.state_dict()[k], v.cpu())
                for k, v in trainer.encoder.model.state_dict().items())
 
@@ -343,7 +343,7 @@ def test_validation_from_cached_tokens_equals_validation_from_texts(base_model):
     encoder, data, settings = Encoder.load(base_model), tiny_data(), config()
     queries = TokenCache(encoder.tokenize, data.query_text, settings.max_query_length)
     docs = TokenCache(encoder.tokenize, data.doc_text, settings.max_doc_length)
-    cached = [validate(encoder, data, settings, queries, docs) for _ in range(2)]
+    cached = [validate(encoder, data, settings, queries, docs).mean for _ in range(2)]
     # The reference: encode the texts themselves, as validation did before it cached tokens.
     import ir_measures
 

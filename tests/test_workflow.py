@@ -92,6 +92,10 @@ def test_training_summary_covers_every_trained_run(smoke_run):
     with open(root / "figures/training_summary.tsv") as handle:
         rows = list(csv.DictReader(handle, delimiter="\t"))
     assert {row["system"].removeprefix("trained/") for row in rows} == runs
+    with open(root / "figures/validation_noise.tsv") as handle:
+        noise = list(csv.DictReader(handle, delimiter="\t"))
+    assert {row["run"].removeprefix("trained/") for row in noise} == runs
+    assert all(int(row["queries"]) > 0 and row["best_vs_final_sd"] != "" for row in noise)  # per-query values logged
     agreement = json.loads((root / "figures/validation_agreement.json").read_text())
     assert agreement["n_runs"] == len(runs) == sum(agreement["stopped"].values())
     assert set(agreement["collections"]) == {"in-domain", "transfer"}

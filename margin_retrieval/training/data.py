@@ -21,6 +21,9 @@ class TrainingData:
     validation_candidates: dict[str, list[str]] = field(default_factory=dict)
     validation_qrels: dict[str, dict[str, int]] = field(default_factory=dict)
     clusters: list[int] | None = None  # a cluster id per triple, for clustered batching
+    # The judged positives (relevance > 0) of the training queries, which in-batch negatives leave out
+    # (training.mask_batch_positives); a query without an entry has none.
+    positives: dict[str, set[str]] = field(default_factory=dict)
 
 
 def fraction_triples(triples_path: Path, splits_path: Path, fraction: float) -> list[tuple[str, str, str]]:
@@ -57,6 +60,7 @@ def load_training_data(triples_path: Path, splits_path: Path, candidates_path: P
     if teacher_path is not None:
         teacher = {(r["qid"], r["pos_id"], r["neg_id"]): (float(r["teacher_pos"]), float(r["teacher_neg"]))
                    for r in read_tsv(teacher_path)}
+    positives = {q: {doc for doc, rel in qrels.get(q, {}).items() if rel > 0} for q in {q for q, _, _ in triples}}
     # Validation queries may come from another dataset (TREC DL 2019 for MS MARCO): splits.json carries their texts.
     query_text = {**query_text, **splits.get("validation_queries", {})}
     qrels = {**qrels, **splits.get("validation_qrels", {})}
@@ -70,4 +74,5 @@ def load_training_data(triples_path: Path, splits_path: Path, candidates_path: P
         validation_candidates=candidates,
         validation_qrels={q: qrels.get(q, {}) for q in candidates},
         clusters=None if clusters_path is None else read_clusters(clusters_path, triples),
+        positives=positives,
     )

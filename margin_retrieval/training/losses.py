@@ -4,10 +4,19 @@ Notation (docs/method.md, "The losses"): s(x, y) is the cosine similarity, r(p, 
 E is the error function applied to x = margin - target, and every loss is the mean over all its elements.
 The margin losses reproduce the original ``MarginLoss`` of webis-de/adaptive-relevance-margin-loss, including its
 in-batch broadcasting; the textbook in-batch form is a separate, explicitly named option.
+
+Losses that take the other triples of a batch as negatives (in-batch margins, InfoNCE) accept a ``positive_mask``:
+a bool tensor [B, 2B] whose columns are the batch's documents in the order p_1..p_B, n_1..n_B (InfoNCE's logit
+columns) and whose (i, j) is True where that document is a judged positive of q_i (``batch_positives``), so the
+p half's diagonal is always True. With a mask, a judged positive of q_i (e.g. the positive of another triple of the
+same query) is no longer a negative of q_i: a deviation from the original code and from sentence-transformers,
+named ``training.mask_batch_positives``. None (the default) computes the original losses bit for bit, and so does a
+mask that holds no such pair.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Callable, NamedTuple
 
 import torch
@@ -38,6 +47,13 @@ def matrix_cosine(x: Tensor, y: Tensor) -> Tensor:
     return F.normalize(x, dim=-1) @ F.normalize(y, dim=-1).T
 
 
+def _checked(positive_mask: Tensor, batch_size: int) -> Tensor:
+    if positive_mask.dtype != torch.bool or positive_mask.shape != (batch_size, 2 * batch_size):
+        raise ValueError(f"positive_mask must be a bool tensor of shape ({batch_size}, {2 * batch_size}) (columns "
+                         f"p_1..p_B, n_1..n_B), got {positive_mask.dtype} {tuple(positive_mask.shape)}")
+    return positive_mask
+
+
 class MarginLoss(nn.Module):
     """mean E(margin - target); subclasses define the target.
 
@@ -46,6 +62,12 @@ class MarginLoss(nn.Module):
         (the original ``pos.diag() - neg`` broadcasts the positive term along the column index j)
     InBatch.TEXTBOOK: M_ij = s(q_i, p_i) - s(q_i, n_j)                          shape [B, B]
         (deviation from the original code: every query compared with its own positive)
+
+    In-batch, a ``positive_mask`` (module docstring) leaves the elements (i, j) whose negative n_j is a judged
+    positive of q_i out of the mean, margin and target alike: the loss is the mean over the other elements, and the
+    returned targets are those elements' (1-d). The diagonal is masked only where a triple's own negative is a judged
+    positive of its query (a data error the samplers exclude). InBatch.OFF takes no mask: its negatives are the
+    triples' own.
 
     ``error`` and ``in_batch`` also accept their config strings (and in_batch the YAML booleans).
     """
@@ -60,6 +82,11 @@ class MarginLoss(nn.Module):
             raise ValueError(f"unknown error function {error!r}; allowed: {[e.value for e in ErrorFunction]}") from None
         self.error_name, self.error, self.in_batch = error, ERRORS[error], InBatch.parse(in_batch)
 
+    @property
+    def uses_batch_negatives(self) -> bool:
+        """Whether other triples' documents are negatives of a query (what ``positive_mask`` acts on)."""
+        return self.in_batch != InBatch.OFF
+
     def margins(self, q: Tensor, p: Tensor, n: Tensor) -> Tensor:
         if self.in_batch == InBatch.OFF:
             return pair_cosine(q, p) - pair_cosine(q, n)
@@ -71,10 +98,20 @@ class MarginLoss(nn.Module):
         raise NotImplementedError
 
     def forward(self, q: Tensor, p: Tensor, n: Tensor, teacher_pos: Tensor | None = None,
-                teacher_neg: Tensor | None = None) -> LossOutput:
+                teacher_neg: Tensor | None = None, positive_mask: Tensor | None = None) -> LossOutput:
         margins = self.margins(q, p, n)
         targets = self.targets(p, n, margins)  # not detached: the original lets gradients flow through r(p, n)
-        return LossOutput(self.error(margins - targets).mean(), targets)
+        errors = self.error(margins - targets)
+        if positive_mask is None:
+            return LossOutput(errors.mean(), targets)
+        if not self.uses_batch_negatives:
+            raise ValueError("positive_mask applies to in-batch margins only: without in_batch, each query's "
+                             "negative is its own triple's")
+        masked = _checked(positive_mask, q.shape[0])[:, q.shape[0]:]  # [i, j]: n_j is a judged positive of q_i
+        if not masked.any():
+            return LossOutput(errors.mean(), targets)
+        kept = ~masked
+        return LossOutput(errors[kept].mean(), targets[kept])
 
 
 class StaticMarginLoss(MarginLoss):
@@ -119,6 +156,7 @@ class MarginMSELoss(nn.Module):
     """
 
     needs_teacher = True
+    uses_batch_negatives = False
 
     def __init__(self, similarity: Similarity | str):
         super().__init__()
@@ -147,9 +185,13 @@ class InfoNCELoss(nn.Module):
 
     logits_i = [s(q_i, p_j) for all j] ++ [s(q_i, n_j) for all j], divided by the temperature; label i;
     loss = mean_i -log softmax(logits_i)_i.
+
+    With a ``positive_mask`` (module docstring), the logit of every judged positive of q_i but its label p_i (the
+    s(q_i, p_j), j != i, and s(q_i, n_j) the mask marks) is -inf: it leaves the softmax instead of being a negative.
     """
 
     needs_teacher = False
+    uses_batch_negatives = True
 
     def __init__(self, temperature: float = 0.05):
         super().__init__()
@@ -158,9 +200,13 @@ class InfoNCELoss(nn.Module):
         self.temperature = float(temperature)
 
     def forward(self, q: Tensor, p: Tensor, n: Tensor, teacher_pos: Tensor | None = None,
-                teacher_neg: Tensor | None = None) -> LossOutput:
+                teacher_neg: Tensor | None = None, positive_mask: Tensor | None = None) -> LossOutput:
+        batch_size = q.shape[0]
         logits = torch.cat([matrix_cosine(q, p), matrix_cosine(q, n)], dim=1) / self.temperature
-        labels = torch.arange(q.shape[0], device=q.device)
+        if positive_mask is not None:
+            label = torch.eye(batch_size, 2 * batch_size, dtype=torch.bool, device=q.device)  # column i of row i
+            logits = logits.masked_fill(_checked(positive_mask, batch_size) & ~label, -math.inf)
+        labels = torch.arange(batch_size, device=q.device)
         return LossOutput(F.cross_entropy(logits, labels), None)
 
 

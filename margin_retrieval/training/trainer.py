@@ -34,6 +34,7 @@ from margin_retrieval.training.config import TrainConfig
 from margin_retrieval.training.data import TrainingData
 from margin_retrieval.training.losses import build_loss
 from margin_retrieval.training.optim import build_optimizer
+from margin_retrieval.training.positives import batch_positives
 from margin_retrieval.training.tokens import TokenCache
 from margin_retrieval.training.validation import validate
 
@@ -70,6 +71,8 @@ class Trainer:
             config.objective, tau=config.tau, in_batch=config.in_batch, error=config.error,
             temperature=config.infonce_temperature, similarity=config.margin_mse_similarity,
         )
+        # Only losses whose negatives include other triples' documents have judged positives to leave out.
+        self.mask_positives = config.mask_batch_positives and self.loss.uses_batch_negatives
         if self.loss.needs_teacher and data.teacher_scores is None:
             raise ValueError(f"objective {config.objective!r} needs teacher scores, none were given")
         self.optimizer, self.scheduler = build_optimizer(self.encoder.model, config, self.device)
@@ -155,8 +158,9 @@ class Trainer:
 
     # -- the loop ---------------------------------------------------------------------------------------------
     def _validate_and_maybe_stop(self) -> bool:
-        value = validate(self.encoder, self.data, self.config, self.query_tokens, self.doc_tokens)
-        self._log("validation", **{"nDCG@10": value})
+        result = validate(self.encoder, self.data, self.config, self.query_tokens, self.doc_tokens)
+        self._log("validation", **result.log_values())
+        value = result.mean
         if value > self.state["best_value"]:
             self.state.update(best_value=value, best_step=self.state["step"], bad_validations=0)
             with atomic_path(self.best_dir) as tmp:  # a kill while saving keeps the previous best intact
@@ -183,7 +187,10 @@ class Trainer:
         if self.loss.needs_teacher:
             scores = torch.tensor([self.data.teacher_scores[t] for t in batch], device=self.device)
             teacher = {"teacher_pos": scores[:, 0], "teacher_neg": scores[:, 1]}
-        output = self.loss(q.float(), p.float(), n.float(), **teacher)
+        masks = {}
+        if self.mask_positives:
+            masks["positive_mask"] = batch_positives(batch, self.data.positives).to(self.device)
+        output = self.loss(q.float(), p.float(), n.float(), **teacher, **masks)
         if not torch.isfinite(output.loss):
             raise FloatingPointError(f"non-finite loss {output.loss.item()} at step {self.state['step'] + 1}; "
                                      "lower training.learning_rate or use training.precision: fp32")

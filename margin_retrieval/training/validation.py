@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import ir_measures
 
 from margin_retrieval.models.encoders import Encoder, longest_first
@@ -10,12 +12,31 @@ from margin_retrieval.training.data import TrainingData
 from margin_retrieval.training.tokens import TokenCache
 
 VALIDATION_MEASURE = ir_measures.nDCG @ 10
+PER_QUERY_DECIMALS = 6  # in the training log: far below any difference a validation set of ~50 queries resolves
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    """One validation: the mean nDCG@10 (what early stopping compares) and the value of each query (what
+    the noise of a comparison between two validations is estimated from)."""
+
+    mean: float
+    per_query: dict[str, float]
+
+    def log_values(self) -> dict:
+        """The fields of a ``validation`` event of ``train_log.jsonl``: ``nDCG@10`` unrounded, as it always was,
+        and ``per_query`` rounded to ``PER_QUERY_DECIMALS``."""
+        return {"nDCG@10": self.mean,
+                "per_query": {qid: round(value, PER_QUERY_DECIMALS) for qid, value in self.per_query.items()}}
 
 
 def validate(encoder: Encoder, data: TrainingData, config: TrainConfig, query_tokens: TokenCache | None = None,
-             doc_tokens: TokenCache | None = None) -> float:
+             doc_tokens: TokenCache | None = None) -> ValidationResult:
     """nDCG@10 of re-ranking the validation candidates (unjudged = non-relevant, as trec_eval), scored with the
     encoder's similarity (``encode`` normalises only for cosine), as retrieval will score the exported model.
+
+    The mean is ``ir_measures.calc_aggregate``'s: the same per-query values, added in the same order by the measure's
+    own aggregator.
 
     Pass the job's token caches to tokenize the candidates once per job instead of once per validation; the
     embeddings are those of ``encoder.encode`` on the texts either way (same batches, same order).
@@ -33,7 +54,11 @@ def validate(encoder: Encoder, data: TrainingData, config: TrainConfig, query_to
         scores = doc_emb[[row[d] for d in candidates]] @ query_emb[qi]
         run[qid] = {doc: float(score) for doc, score in zip(candidates, scores)}
     qrels = {q: data.validation_qrels.get(q, {}) for q in qids}
-    return float(ir_measures.calc_aggregate([VALIDATION_MEASURE], qrels, run)[VALIDATION_MEASURE])
+    aggregator, per_query = VALIDATION_MEASURE.aggregator(), {}
+    for metric in ir_measures.iter_calc([VALIDATION_MEASURE], qrels, run):
+        aggregator.add(metric.value)
+        per_query[metric.query_id] = float(metric.value)
+    return ValidationResult(float(aggregator.result()), dict(sorted(per_query.items())))
 
 
 def _encode(encoder: Encoder, tokens: TokenCache, ids: list[str], config: TrainConfig):
