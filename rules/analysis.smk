@@ -78,7 +78,7 @@ rule figure_tau:
         results="figures/results.tsv",
     output:
         png=report(
-            "figures/tau.png", caption="../report/figure_tau.rst", category="Figures"
+            "figures/tau.png", caption="report/figure_tau.rst", category="Figures"
         ),
         pdf="figures/tau.pdf",
     log:
@@ -100,7 +100,7 @@ rule figure_data_efficiency:
     output:
         png=report(
             "figures/data_efficiency.png",
-            caption="../report/figure_data_efficiency.rst",
+            caption="report/figure_data_efficiency.rst",
             category="Figures",
         ),
         pdf="figures/data_efficiency.pdf",
@@ -127,7 +127,7 @@ rule figure_from_logs:
     output:
         png=report(
             "figures/{figure}.png",
-            caption="../report/figure_from_logs.rst",
+            caption="report/figure_from_logs.rst",
             category="Figures",
         ),
         pdf="figures/{figure}.pdf",
@@ -155,7 +155,7 @@ rule figure_speedup:
     output:
         png=report(
             "figures/speedup.png",
-            caption="../report/figure_speedup.rst",
+            caption="report/figure_speedup.rst",
             category="Figures",
         ),
         pdf="figures/speedup.pdf",
@@ -181,7 +181,7 @@ rule figure_per_query:
     output:
         png=report(
             "figures/per_query.png",
-            caption="../report/figure_per_query.rst",
+            caption="report/figure_per_query.rst",
             category="Figures",
         ),
         pdf="figures/per_query.pdf",
@@ -206,7 +206,7 @@ rule figure_column_comparison:
     output:
         png=report(
             "figures/{figure}.png",
-            caption="../report/figure_column_comparison.rst",
+            caption="report/figure_column_comparison.rst",
             category="Figures",
         ),
         pdf="figures/{figure}.pdf",
@@ -232,7 +232,7 @@ rule report_table:
     output:
         report(
             "figures/report/{table}.html",
-            caption="../report/tables.rst",
+            caption="report/tables.rst",
             category="Tables",
             labels={"table": "{table}"},
         ),
