@@ -50,6 +50,8 @@ files in this folder:
   data, 25% data, clustered batches).
 - `config/scifact_headline.yaml`: the complete grid's headline systems with 3 seeds (21 runs), read from
   `archive/scifact_full/`.
+
+Each grid draws its tables and figures into `archive/<grid>/figures/` (key `figures`), where they are committed.
 - `config/paper.yaml`: the paper's MS MARCO setting for a GPU cluster. It is a complete config on its own: give it
   alone, in a separate `--directory` (see `docs/cluster.md`).
 
