@@ -30,7 +30,7 @@ include: "rules/evaluation.smk"
 include: "rules/analysis.smk"
 
 
-report: "report/workflow.rst"
+report: "rules/report/workflow.rst"
 
 
 rule all:

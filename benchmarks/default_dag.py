@@ -1,10 +1,10 @@
 """The default DAG from fresh clones: the commit where issue 13 started against this one, on the same config.
 
 Each commit is cloned beside this repository (so the config's `../shared` offline mirror resolves as it does here),
-its `config.yaml` replaced by `--config`, and run with the README's first command: `bash scripts/setup_venv.sh`, then
-`.venv/bin/snakemake --cores all`, one clone after the other, wall clock of each. Then where the job time went (the
-rules' Snakemake benchmark files) and the test nDCG@10 of every system in both runs, for the "figures unchanged
-within noise" check. Run it with nothing else on the machine.
+its `config.yaml` replaced by `--config`, and run with the README's first command: `bash tools/setup_venv.sh`
+(`scripts/setup_venv.sh` in older commits), then `.venv/bin/snakemake --cores all`, one clone after the other, wall
+clock of each. Then where the job time went (the rules' Snakemake benchmark files) and the test nDCG@10 of every
+system in both runs, for the "figures unchanged within noise" check. Run it with nothing else on the machine.
 
     .venv/bin/python benchmarks/default_dag.py --out benchmarks/results/default_dag.txt
 """
@@ -25,7 +25,8 @@ from common import REPO, Report
 
 ISSUE_START = "f625d06"  # the last commit before any work on issue 13 (its speed figures were measured there)
 STAGES = ("setup", "snakemake")
-COMMANDS = {"setup": ["bash", "scripts/setup_venv.sh"], "snakemake": [".venv/bin/snakemake", "--cores", "all"]}
+# The set-up script, newest path first: older commits, the issue start among them, kept it in scripts/.
+SETUP_SCRIPTS = ("tools/setup_venv.sh", "scripts/setup_venv.sh")
 NEWER_COLUMNS = re.compile(r"/(negatives|batching|seed)~[^/]+")  # run-name columns the issue-start code lacks
 
 
@@ -40,17 +41,23 @@ def fresh_clone(commit: str, folder: Path, config: Path) -> None:
     shutil.copyfile(config, folder / "config.yaml")
 
 
+def stage_commands(folder: Path) -> dict[str, list[str]]:
+    """The README's set-up and run commands as that clone spells them."""
+    setup = next(script for script in SETUP_SCRIPTS if (folder / script).is_file())
+    return {"setup": ["bash", setup], "snakemake": [".venv/bin/snakemake", "--cores", "all"]}
+
+
 def timed_stages(folder: Path) -> dict[str, float]:
     """Seconds of the README's set-up and of the workflow run; a failed stage stops the benchmark, naming its log."""
-    seconds = {}
+    seconds, commands = {}, stage_commands(folder)
     for stage in STAGES:
         log = folder.parent / f"{folder.name}.{stage}.log"
         start = time.perf_counter()
         with log.open("w") as out:
-            code = subprocess.run(COMMANDS[stage], cwd=folder, stdout=out, stderr=subprocess.STDOUT).returncode
+            code = subprocess.run(commands[stage], cwd=folder, stdout=out, stderr=subprocess.STDOUT).returncode
         seconds[stage] = time.perf_counter() - start
         if code:
-            raise SystemExit(f"{folder.name}: `{' '.join(COMMANDS[stage])}` exited with {code}; see {log}")
+            raise SystemExit(f"{folder.name}: `{' '.join(commands[stage])}` exited with {code}; see {log}")
     return seconds
 
 

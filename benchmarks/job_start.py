@@ -1,5 +1,5 @@
 """Job start: the seconds a fresh train or encode process spends before its first batch, with the bytecode that
-``scripts/setup_venv.sh`` compiles once and without it (every module compiled from source, as a job pays where
+``tools/setup_venv.sh`` compiles once and without it (every module compiled from source, as a job pays where
 PYTHONDONTWRITEBYTECODE is set and nothing compiled the environment).
 
 Each rep starts fresh processes: a train job's and an encode job's (each imports what its script imports, loads

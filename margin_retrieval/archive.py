@@ -5,7 +5,8 @@ folder, and a later run of the DAG, on any machine, reads those files from there
 
 The archive mirrors the layout of ``results/``: ``<archive>/train/<run>/train_log.jsonl``,
 ``<archive>/benchmarks/train/<run>.tsv``, ``<archive>/eval/<collection>/trained/<run>.{json,tsv}``. Its
-``runs.tsv`` says for every run when, at which commit and on which CPU it was archived.
+``runs.tsv`` says for every run when, at which commit and on which CPU it was archived. The grid's tables and
+figures need no copy: its config key ``figures`` (``<archive>/figures``) has the workflow draw them there.
 
 Usage, after a (partial) run of the grid and before its results folder is lost:
     python -m margin_retrieval.archive archive/scifact_full

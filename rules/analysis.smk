@@ -19,7 +19,7 @@ rule collect_results:
         manifest="results/systems.json",
         aggregates=eval_files("json"),
     output:
-        "figures/results.tsv",
+        figures_path("results.tsv"),
     log:
         "results/logs/collect_results.log",
     benchmark:
@@ -33,12 +33,12 @@ rule collect_results:
 rule tables:
     input:
         manifest="results/systems.json",
-        results="figures/results.tsv",
+        results=figures_path("results.tsv"),
         per_query=eval_files("tsv"),
     output:
-        markdown="figures/main_table.md",
-        latex="figures/main_table.tex",
-        tsv="figures/main_table.tsv",
+        markdown=figures_path("main_table.md"),
+        latex=figures_path("main_table.tex"),
+        tsv=figures_path("main_table.tsv"),
     log:
         "results/logs/tables.log",
     benchmark:
@@ -58,12 +58,12 @@ rule tables:
 rule training_summary:
     input:
         manifest="results/systems.json",
-        results="figures/results.tsv",
+        results=figures_path("results.tsv"),
         logs=train_logs(),
     output:
-        tsv="figures/training_summary.tsv",
-        json="figures/validation_agreement.json",
-        noise="figures/validation_noise.tsv",
+        tsv=figures_path("training_summary.tsv"),
+        json=figures_path("validation_agreement.json"),
+        noise=figures_path("validation_noise.tsv"),
     log:
         "results/logs/training_summary.log",
     benchmark:
@@ -76,12 +76,14 @@ rule training_summary:
 
 rule figure_tau:
     input:
-        results="figures/results.tsv",
+        results=figures_path("results.tsv"),
     output:
         png=report(
-            "figures/tau.png", caption="../report/figure_tau.rst", category="Figures"
+            figures_path("tau.png"),
+            caption="report/figure_tau.rst",
+            category="Figures",
         ),
-        pdf="figures/tau.pdf",
+        pdf=figures_path("tau.pdf"),
     log:
         "results/logs/figures/tau.log",
     benchmark:
@@ -98,15 +100,15 @@ rule figure_tau:
 
 rule figure_data_efficiency:
     input:
-        results="figures/results.tsv",
+        results=figures_path("results.tsv"),
     output:
         png=report(
-            "figures/data_efficiency.png",
-            caption="../report/figure_data_efficiency.rst",
+            figures_path("data_efficiency.png"),
+            caption="report/figure_data_efficiency.rst",
             category="Figures",
         ),
-        pdf="figures/data_efficiency.pdf",
-        json="figures/data_efficiency.json",
+        pdf=figures_path("data_efficiency.pdf"),
+        json=figures_path("data_efficiency.json"),
     log:
         "results/logs/figures/data_efficiency.log",
     benchmark:
@@ -129,11 +131,11 @@ rule figure_from_logs:
         logs=train_logs(),
     output:
         png=report(
-            "figures/{figure}.png",
-            caption="../report/figure_from_logs.rst",
+            figures_path("{figure}.png"),
+            caption="report/figure_from_logs.rst",
             category="Figures",
         ),
-        pdf="figures/{figure}.pdf",
+        pdf=figures_path("{figure}.pdf"),
     log:
         "results/logs/figures/{figure}.log",
     benchmark:
@@ -157,13 +159,13 @@ rule figure_speedup:
         teacher_benchmark=teacher_benchmark(),
     output:
         png=report(
-            "figures/speedup.png",
-            caption="../report/figure_speedup.rst",
+            figures_path("speedup.png"),
+            caption="report/figure_speedup.rst",
             category="Figures",
         ),
-        pdf="figures/speedup.pdf",
-        json="figures/speedup.json",
-        tsv="figures/speedup.tsv",
+        pdf=figures_path("speedup.pdf"),
+        json=figures_path("speedup.json"),
+        tsv=figures_path("speedup.tsv"),
     log:
         "results/logs/figures/speedup.log",
     benchmark:
@@ -183,11 +185,11 @@ rule figure_per_query:
         per_query=eval_files("tsv"),
     output:
         png=report(
-            "figures/per_query.png",
-            caption="../report/figure_per_query.rst",
+            figures_path("per_query.png"),
+            caption="report/figure_per_query.rst",
             category="Figures",
         ),
-        pdf="figures/per_query.pdf",
+        pdf=figures_path("per_query.pdf"),
     log:
         "results/logs/figures/per_query.log",
     benchmark:
@@ -205,16 +207,16 @@ rule figure_per_query:
 rule figure_column_comparison:
     input:
         manifest="results/systems.json",
-        results="figures/results.tsv",
+        results=figures_path("results.tsv"),
         logs=train_logs(),
     output:
         png=report(
-            "figures/{figure}.png",
-            caption="../report/figure_column_comparison.rst",
+            figures_path("{figure}.png"),
+            caption="report/figure_column_comparison.rst",
             category="Figures",
         ),
-        pdf="figures/{figure}.pdf",
-        tsv="figures/{figure}.tsv",
+        pdf=figures_path("{figure}.pdf"),
+        tsv=figures_path("{figure}.tsv"),
     log:
         "results/logs/figures/{figure}.log",
     benchmark:
@@ -236,8 +238,8 @@ rule report_table:
         lambda wc: REPORT_TABLES[wc.table],
     output:
         report(
-            "figures/report/{table}.html",
-            caption="../report/tables.rst",
+            figures_path("report/{table}.html"),
+            caption="report/tables.rst",
             category="Tables",
             labels={"table": "{table}"},
         ),

@@ -365,12 +365,17 @@ FIGURES = [
 ]
 
 
+def figures_path(name):
+    """A table or figure in the folder of config ``figures`` (``figures/`` unless a grid keeps its own)."""
+    return Path(config["figures"], name).as_posix()
+
+
 # Tables the report shows as HTML pages (it offers .md and .tsv files only as downloads): page name -> source file.
 REPORT_TABLES = {
-    "main_table": "figures/main_table.md",
-    "results": "figures/results.tsv",
-    "speedup": "figures/speedup.tsv",
-    "training_summary": "figures/training_summary.tsv",
+    "main_table": figures_path("main_table.md"),
+    "results": figures_path("results.tsv"),
+    "speedup": figures_path("speedup.tsv"),
+    "training_summary": figures_path("training_summary.tsv"),
 }
 
 TABLE_TITLES = {
@@ -383,14 +388,14 @@ TABLE_TITLES = {
 
 def all_targets():
     return [
-        "figures/results.tsv",
+        figures_path("results.tsv"),
         *[
             f"results/summaries/{collection}/{system}.json"
             for collection in COLLECTIONS
             for system in all_systems()
         ],
-        "figures/main_table.md",
-        "figures/validation_agreement.json",
-        *[f"figures/{figure}.png" for figure in FIGURES],
-        *[f"figures/report/{table}.html" for table in REPORT_TABLES],
+        figures_path("main_table.md"),
+        figures_path("validation_agreement.json"),
+        *[figures_path(f"{figure}.png") for figure in FIGURES],
+        *[figures_path(f"report/{table}.html") for table in REPORT_TABLES],
     ]

@@ -32,7 +32,7 @@ def _normalize(name: str) -> str:
 
 def requirement_pins() -> dict[str, str]:
     pins = {}
-    for path in (REPO / "requirements.txt", REPO / "requirements-models.txt"):
+    for path in (REPO / "requirements/workflow.txt", REPO / "requirements/models.txt"):
         for line in path.read_text().splitlines():
             line = line.split("#", 1)[0].strip()
             if line:

@@ -1,4 +1,4 @@
-"""config/README.md is what scripts/config_docs.py generates from the config schema, and it documents every key."""
+"""config/README.md is what tools/config_docs.py generates from the config schema, and it documents every key."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-SCRIPT = REPO / "scripts" / "config_docs.py"
+SCRIPT = REPO / "tools" / "config_docs.py"
 SCHEMA = REPO / "schemas" / "config.schema.yaml"
 REFERENCE = REPO / "config" / "README.md"
 
@@ -30,7 +30,7 @@ def test_committed_reference_equals_the_generated_text(tmp_path):
     out = tmp_path / "README.md"
     subprocess.run([sys.executable, str(SCRIPT), str(SCHEMA), str(out)], check=True, cwd=REPO)
     assert REFERENCE.read_text(encoding="utf-8") == out.read_text(encoding="utf-8"), (
-        "config/README.md is out of date: rerun python scripts/config_docs.py schemas/config.schema.yaml "
+        "config/README.md is out of date: rerun python tools/config_docs.py schemas/config.schema.yaml "
         "config/README.md")
 
 

@@ -1,4 +1,4 @@
-"""The committed `.test/` data are what scripts/make_test_data.py writes, and its config names only committed files."""
+"""The committed `.test/` data are what tools/make_test_data.py writes, and its config names only committed files."""
 
 from __future__ import annotations
 
@@ -14,13 +14,13 @@ TEST_DIR = REPO / ".test"
 
 
 def test_committed_test_data_match_the_generator(tmp_path):
-    subprocess.run([sys.executable, str(REPO / "scripts/make_test_data.py"), str(tmp_path)], check=True,
+    subprocess.run([sys.executable, str(REPO / "tools/make_test_data.py"), str(tmp_path)], check=True,
                    capture_output=True)
     generated = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
     assert generated
     for relative in generated:
         committed = TEST_DIR / relative
-        assert committed.is_file(), f"{committed} missing: rerun scripts/make_test_data.py"
+        assert committed.is_file(), f"{committed} missing: rerun tools/make_test_data.py"
         if relative.suffix == ".safetensors":
             ours, theirs = load_file(committed), load_file(tmp_path / relative)
             assert ours.keys() == theirs.keys() and all((ours[k] == theirs[k]).all() for k in ours), relative

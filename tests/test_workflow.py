@@ -281,6 +281,20 @@ def test_scifact_grids_dry_run_with_one_train_job_per_run(overlay):
     assert_one_train_job_per_run(overlay)
 
 
+@pytest.mark.parametrize("grid", ["scifact_core", "scifact_full", "scifact_headline"])
+def test_scifact_grids_write_their_figures_beside_their_archive(grid):
+    """A grid's tables and figures go to ``archive/<grid>/figures/`` (its ``figures`` key), where they are committed;
+    nothing of it goes to ``figures/``, which holds the default run's."""
+    result = subprocess.run([*SNAKEMAKE, "--dry-run", "--forceall", "--directory", str(REPO),
+                             "--configfile", "config.yaml", f"config/{grid}.yaml"],
+                            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=REPO)
+    assert result.returncode == 0, result.stdout + result.stderr
+    outputs = {path for line in re.findall(r"^\s+output: (.+)$", result.stdout, re.M) for path in line.split(", ")}
+    drawn = {path for path in outputs if not path.startswith("results/")}
+    assert f"archive/{grid}/figures/main_table.md" in drawn
+    assert all(path.startswith(f"archive/{grid}/figures/") for path in drawn), sorted(drawn)
+
+
 @pytest.mark.parametrize(
     "change, message",
     [

