@@ -91,6 +91,13 @@ class Batching(enum.StrEnum):
     CLUSTERED = "clustered"
 
 
+class Optimizer(enum.StrEnum):
+    """The optimizer of training: torch's AdamW, or bitsandbytes' 8-bit AdamW (the paper's; CUDA only)."""
+
+    ADAMW = "adamw"
+    ADAMW8BIT = "adamw8bit"
+
+
 @dataclass(frozen=True)
 class NegativesSettings:
     source: FirstStage
@@ -133,6 +140,7 @@ class TrainingSettings:
     batch_size: int
     learning_rate: float
     weight_decay: float
+    optimizer: Optimizer
     lr_gamma: float
     warmup_steps: int
     max_epochs: int

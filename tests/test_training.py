@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import os
 import random
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import types
 from pathlib import Path
 
 import numpy as np
@@ -79,6 +81,7 @@ def test_every_objective_trains_and_logs(base_model, tmp_path, objective, in_bat
     summary = trainer.fit()
     assert any(not torch.equal(before[k], v) for k, v in trainer.encoder.model.state_dict().items())
     events = read_log(trainer.log_path)
+    assert events[0]["event"] == "start" and events[0]["optimizer"] == "AdamW"  # the class that ran
     train_events = [e for e in events if e["event"] == "train"]
     assert [e["step"] for e in train_events] == list(range(1, total_steps(8, trainer.config) + 1))
     assert [e["triples_seen"] for e in train_events][:3] == [3, 6, 8]
@@ -375,3 +378,27 @@ def test_fused_adamw_steps_like_the_default_per_parameter_loop(base_model):
         loop.step()
     for (name, a), b in zip(fused_model.named_parameters(), loop_model.parameters()):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-6, msg=name)
+
+
+def test_adamw8bit_on_cuda_needs_bitsandbytes_and_names_it(monkeypatch):
+    from margin_retrieval.config import Optimizer
+    from margin_retrieval.training.optim import optimizer_class
+
+    monkeypatch.setitem(sys.modules, "bitsandbytes", None)  # not installed: importing it raises ImportError
+    with pytest.raises(ImportError, match=r"adamw8bit needs the package bitsandbytes .* pip install bitsandbytes=="):
+        optimizer_class(Optimizer.ADAMW8BIT, torch.device("cuda"))
+    adamw8bit = type("AdamW8bit", (), {})
+    monkeypatch.setitem(sys.modules, "bitsandbytes", types.SimpleNamespace(optim=types.SimpleNamespace(
+        AdamW8bit=adamw8bit)))
+    assert optimizer_class(Optimizer.ADAMW8BIT, torch.device("cuda")) == (adamw8bit, {})
+    assert optimizer_class(Optimizer.ADAMW, torch.device("cuda")) == (torch.optim.AdamW, {"fused": True})
+
+
+def test_adamw8bit_on_the_cpu_trains_with_adamw_and_warns(base_model, caplog):
+    from margin_retrieval.training.optim import build_optimizer
+
+    model = Encoder.load(base_model).model
+    with caplog.at_level(logging.WARNING, logger="margin_retrieval.training.optim"):
+        optimizer, _ = build_optimizer(model, config(optimizer="adamw8bit"), torch.device("cpu"))
+    assert type(optimizer) is torch.optim.AdamW
+    assert [r.levelname for r in caplog.records] == ["WARNING"] and "needs CUDA" in caplog.records[0].message

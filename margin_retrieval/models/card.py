@@ -103,8 +103,10 @@ With this workflow: `margin_retrieval.models.encoders.Encoder.load("PATH").encod
 
 
 def trained_card(*, run: dict, base_name: str, base_source: str, pooling: str, similarity: str, training: dict,
-                 train_data: dict, summary: dict, steps_done: int, steps_planned: int, triples: int) -> str:
-    """The card of a trained model; ``run`` is one row of the experiment grid (``run_description``)."""
+                 train_data: dict, summary: dict, steps_done: int, steps_planned: int, triples: int,
+                 optimizer: str) -> str:
+    """The card of a trained model; ``run`` is one row of the experiment grid (``run_description``), ``optimizer``
+    the class name of the optimizer that trained it."""
     base = base_model_of(base_source)
     dataset_id, licence, licence_words = dataset_terms(train_data.get("dataset"))
     front = _front_matter({
@@ -138,6 +140,7 @@ def trained_card(*, run: dict, base_name: str, base_source: str, pooling: str, s
         f"- Best validation nDCG@10 (held-out training queries, never test queries): "
         f"{'n/a' if best is None else f'{best:.4f}'} at step {summary.get('best_step')}; this checkpoint is the model"
         + (" (step 0: training never beat the untrained base model)" if summary.get("best_step") == 0 else ""),
+        f"- Optimizer: {optimizer} (training.optimizer {training.get('optimizer', '?')})",
         "- Settings: " + ", ".join(f"{key} {value}" for key, value in settings.items() if value is not None),
         f"- Licence of the training data: {licence_words}", "",
         _usage(pooling, int(training.get("max_doc_length") or 128)),

@@ -212,7 +212,8 @@ class Trainer:
             log.info("resumed from step %d of %d", self.state["step"], self.steps)
         else:
             self._log("start", total_steps=self.steps, triples=len(self.data.triples), device=str(self.device),
-                      precision=self.config.precision, dropout_masks=self.dropout_masks)
+                      precision=self.config.precision, dropout_masks=self.dropout_masks,
+                      optimizer=type(self.optimizer).__name__)
             self._validate_and_maybe_stop()  # step 0: the untrained model is the first candidate
             self._save_checkpoint()
         self._progress = Progress(self.steps, "train", unit="steps", logger=log, start=self.state["step"])
