@@ -137,6 +137,50 @@ def test_non_finite_loss_names_the_step(base_model, tmp_path):
         trainer.fit()
 
 
+def test_a_non_finite_loss_is_an_error_only_without_loss_scaling():
+    from margin_retrieval.training.scaling import check_loss, grad_scaler
+
+    nan = torch.tensor(float("nan"))
+    for precision in ("fp32", "bf16", "fp16"):  # on the CPU no precision scales the loss
+        with pytest.raises(FloatingPointError, match="non-finite loss nan at step 4"):
+            check_loss(nan, 4, grad_scaler(torch.device("cpu"), precision))
+    check_loss(torch.tensor(1.0), 4, grad_scaler(torch.device("cpu"), "fp32"))
+    assert not grad_scaler(torch.device("cpu"), "fp16").is_enabled()
+    check_loss(nan, 4, torch.amp.GradScaler("cpu", enabled=True))  # a scaler skips the step instead
+
+
+def test_scaled_step_reports_the_step_the_scaler_skipped():
+    from margin_retrieval.training.scaling import scaled_step
+
+    model = torch.nn.Linear(3, 1)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.1)
+    scaler = torch.amp.GradScaler("cpu", enabled=True)
+    before = model.weight.detach().clone()
+    assert scaled_step(model(torch.ones(2, 3)).sum() * float("nan"), optimizer, scaler)
+    assert torch.equal(model.weight, before)  # skipped: the NaN gradients never reached the weights
+    assert not scaled_step(model(torch.ones(2, 3)).sum(), optimizer, scaler)
+    assert not torch.equal(model.weight, before)
+
+
+def test_fp16_loss_scaling_skips_and_counts_non_finite_steps(base_model, tmp_path, monkeypatch):
+    """The GradScaler is CUDA-only in training; a CPU one exercises the same skip-and-count path."""
+    import margin_retrieval.training.trainer as training
+
+    monkeypatch.setattr(training, "grad_scaler", lambda device, precision: torch.amp.GradScaler("cpu", enabled=True))
+    data = tiny_data(teacher=True)
+    poisoned = data.triples[5]
+    data.teacher_scores[poisoned] = (float("nan"), 0.0)  # every batch holding this triple has a NaN loss
+    trainer = Trainer(base_model, data, config(objective="margin_mse"), tmp_path / "work")
+    summary = trainer.fit()
+    expected = sum(poisoned in [data.triples[i] for i in trainer.batches(step)] for step in range(trainer.steps))
+    events = read_log(trainer.log_path)
+    train_events = [e for e in events if e["event"] == "train"]
+    assert expected == 2 and len(train_events) == trainer.steps  # one batch per epoch; the run went on
+    assert sum(not math.isfinite(e["loss"]) for e in train_events) == expected
+    assert train_events[-1]["skipped_steps"] == summary["skipped_steps"] == events[-1]["skipped_steps"] == expected
+    assert all(math.isfinite(v.float().sum()) for v in trainer.encoder.model.state_dict().values())
+
+
 def test_gpu_resource_without_cuda_fails_at_once():
     if torch.cuda.is_available():
         pytest.skip("CUDA present")

@@ -5,7 +5,8 @@ What it guarantees, because the figures and the paper's claims are drawn from it
 - validation re-ranks fixed first-stage candidates of held-out training queries (never test queries), at step 0 and
   every ``validate_every`` steps; early stopping keeps the best checkpoint as the output model;
 - a killed job, rerun, resumes from its last checkpoint with the same data order and random state;
-- a non-finite loss stops the job with the step number in the message.
+- a non-finite loss stops the job with the step number in the message, except under fp16 loss scaling, where the
+  GradScaler skips the step and the log counts it (``skipped_steps``; ``margin_retrieval.training.scaling``).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from margin_retrieval.training.config import TrainConfig
 from margin_retrieval.training.data import TrainingData
 from margin_retrieval.training.losses import build_loss
 from margin_retrieval.training.optim import build_optimizer
+from margin_retrieval.training.scaling import check_loss, grad_scaler, scaled_step
 from margin_retrieval.training.tokens import TokenCache
 from margin_retrieval.training.validation import validate
 
@@ -73,16 +75,13 @@ class Trainer:
         if self.loss.needs_teacher and data.teacher_scores is None:
             raise ValueError(f"objective {config.objective!r} needs teacher scores, none were given")
         self.optimizer, self.scheduler = build_optimizer(self.encoder.model, config, self.device)
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.device.type == "cuda" and self._fp16())
+        self.scaler = grad_scaler(self.device, config.precision)
         self.steps = total_steps(len(data.triples), config)
         self.batches = batch_plan(len(data.triples), config, data.clusters)
         self.state = {"step": 0, "seconds": 0.0, "best_value": -math.inf, "best_step": None, "bad_validations": 0,
-                      "log_lines": 0}
+                      "log_lines": 0, "skipped_steps": 0}
         # Progress lines of the job log; fit() restarts it at the resumed step (set here so a bare step works too).
         self._progress = Progress(self.steps, "train", unit="steps", logger=log)
-
-    def _fp16(self) -> bool:
-        return self.config.precision == "fp16" or self.config.precision == "auto"
 
     # -- paths -----------------------------------------------------------------------------------------------
     @property
@@ -183,13 +182,9 @@ class Trainer:
             scores = torch.tensor([self.data.teacher_scores[t] for t in batch], device=self.device)
             teacher = {"teacher_pos": scores[:, 0], "teacher_neg": scores[:, 1]}
         output = self.loss(q.float(), p.float(), n.float(), **teacher)
-        if not torch.isfinite(output.loss):
-            raise FloatingPointError(f"non-finite loss {output.loss.item()} at step {self.state['step'] + 1}; "
-                                     "lower training.learning_rate or use training.precision: fp32")
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(output.loss).backward()
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
+        check_loss(output.loss, self.state["step"] + 1, self.scaler)
+        if scaled_step(output.loss, self.optimizer, self.scaler):
+            self.state["skipped_steps"] += 1
         lr = self.scheduler.get_last_lr()[0]
         self.scheduler.step()
         self.state["step"] += 1
@@ -201,7 +196,8 @@ class Trainer:
             self._log("train", loss=output.loss.item(), lr=lr,
                       target_mean=None if targets is None else targets.mean().item(),
                       target_min=None if targets is None else targets.min().item(),
-                      target_max=None if targets is None else targets.max().item())
+                      target_max=None if targets is None else targets.max().item(),
+                      skipped_steps=self.state["skipped_steps"])
 
     def fit(self) -> dict:
         config = self.config
@@ -230,7 +226,7 @@ class Trainer:
             if step % config.checkpoint_every == 0:
                 self._save_checkpoint()
         summary = {"best_step": self.state["best_step"], "best_value": self.state["best_value"],
-                   "stopped_reason": reason}
+                   "stopped_reason": reason, "skipped_steps": self.state["skipped_steps"]}
         self._log("end", **summary)
         log.info("stopped (%s) at step %d of %d: best validation nDCG@10 %.4f at step %d", reason, self.state["step"],
                  self.steps, self.state["best_value"], self.state["best_step"])
