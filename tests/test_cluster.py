@@ -206,33 +206,27 @@ def _touch_train_inputs(root: Path, model: str) -> None:
     (root / "results/models" / model).mkdir(parents=True)
 
 
-def test_slurm_profile_requests_gpus_only_for_gpu_rules(tmp_path):
-    config = yaml.safe_load(PAPER.read_text())
-    runs = expand_experiments(config["experiments"], config["student"], grid_defaults(config))
-    row = runs[(runs.model == "distilbert") & (runs.objective == "adaptive") & (runs.fraction == "1")
-               & (runs.in_batch == "false")].iloc[0]
-    run = "/".join(f"{column}~{row[column]}" for column in COLUMNS)
-    _touch_train_inputs(tmp_path, "distilbert")
-    place_published_scores(tmp_path)
-    _fake_slurm(tmp_path / "bin")
-    log = tmp_path / "slurm_calls.txt"
+def sbatch_calls(root: Path, configfile: Path, targets: list[str]) -> list[str]:
+    """The sbatch command lines with which the SLURM profile submits ``targets`` (fake SLURM commands that never
+    finish a job: Snakemake is stopped once every target was submitted)."""
+    _fake_slurm(root / "bin")
+    log = root / "slurm_calls.txt"
     log.write_text("")
-    targets = [f"results/train/{run}/train_log.jsonl", "results/models/mpnet"]  # a GPU job and a CPU job
-    env = {**os.environ, "PATH": f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}", "FAKE_SLURM_LOG": str(log),
+    env = {**os.environ, "PATH": f"{root / 'bin'}{os.pathsep}{os.environ['PATH']}", "FAKE_SLURM_LOG": str(log),
            "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
     env.pop("SLURM_JOB_ID", None)
     # targets first: --default-resources (nargs *) would swallow them
-    command = [*SNAKEMAKE, *targets, "--directory", str(tmp_path), "--workflow-profile", str(SLURM_PROFILE),
-               "--configfile", str(PAPER),
+    command = [*SNAKEMAKE, *targets, "--directory", str(root), "--workflow-profile", str(SLURM_PROFILE),
+               "--configfile", str(configfile),
                "--default-resources", "slurm_account=testacct", "slurm_partition=testpart"]
-    process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    process = subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                text=True, start_new_session=True)
     deadline = time.monotonic() + 45
     submitted: list[str] = []
     try:
         while time.monotonic() < deadline and process.poll() is None:
             submitted = [line for line in log.read_text().splitlines() if line.startswith("sbatch ")]
-            if len(submitted) >= 2:
+            if len(submitted) >= len(targets):
                 break
             time.sleep(0.2)
     finally:
@@ -244,15 +238,59 @@ def test_slurm_profile_requests_gpus_only_for_gpu_rules(tmp_path):
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
         output = process.stdout.read()
-    assert len(submitted) == 2, f"sbatch calls: {submitted}\n{output[-4000:]}"
+    assert len(submitted) == len(targets), f"sbatch calls: {submitted}\n{output[-4000:]}"
+    return submitted
+
+
+def test_slurm_profile_requests_gpus_only_for_gpu_rules(tmp_path):
+    config = yaml.safe_load(PAPER.read_text())
+    runs = expand_experiments(config["experiments"], config["student"], grid_defaults(config))
+    row = runs[(runs.model == "distilbert") & (runs.objective == "adaptive") & (runs.fraction == "1")
+               & (runs.in_batch == "false")].iloc[0]
+    run = "/".join(f"{column}~{row[column]}" for column in COLUMNS)
+    _touch_train_inputs(tmp_path, "distilbert")
+    place_published_scores(tmp_path)
+    # a GPU job, a CPU job, and teacher scoring that reads the published scores file
+    targets = [f"results/train/{run}/train_log.jsonl", "results/models/mpnet",
+               "results/train_data/docpairs/teacher_scores.tsv"]
+    submitted = sbatch_calls(tmp_path, PAPER, targets)
     train = next(call for call in submitted if "rule_train" in call)
     prepare = next(call for call in submitted if "rule_prepare_model" in call)
+    teacher = next(call for call in submitted if "rule_score_teacher" in call)
     assert "--gpus=1" in train
     assert f"--configfiles {PAPER}" in train  # the job step re-reads the same configuration
     assert "--cpus-per-task=8" in train and "--mem 64000" in train and "-t 2880" in train
     assert "-A testacct" in train and "-p testpart" in train
     assert "--gpus" not in prepare and "--gres" not in prepare
     assert "--mem 8000" in prepare and "-t 60" in prepare and "-A testacct" in prepare
+    assert "--gpus" not in teacher and "--cpus-per-task=8" in teacher  # joining published scores needs no GPU
+
+
+def test_slurm_profile_signals_training_before_its_time_limit_and_requeues(tmp_path):
+    """SIGTERM two minutes before the limit reaches the training process (which then checkpoints and exits); SLURM
+    requeues jobs after a node failure or preemption."""
+    config = yaml.safe_load(PAPER.read_text())
+    runs = expand_experiments(config["experiments"], config["student"], grid_defaults(config))
+    row = runs[(runs.model == "distilbert") & (runs.objective == "static")].iloc[0]
+    run = "/".join(f"{column}~{row[column]}" for column in COLUMNS)
+    _touch_train_inputs(tmp_path, "distilbert")
+    place_published_scores(tmp_path)
+    submitted = sbatch_calls(tmp_path, PAPER, [f"results/train/{run}/train_log.jsonl", "results/models/mpnet"])
+    train = next(call for call in submitted if "rule_train" in call)
+    prepare = next(call for call in submitted if "rule_prepare_model" in call)
+    assert " --signal=TERM@120" in train and "--signal" not in prepare
+    assert all(" --requeue" in call for call in submitted)
+
+
+def test_slurm_profile_requests_a_gpu_for_teacher_scoring_with_a_model(tmp_path):
+    config = yaml.safe_load(PAPER.read_text())
+    config["teacher"] = "distilbert"
+    config["train_data"]["teacher_scores_file"] = None
+    configfile = tmp_path / "teacher_model.yaml"
+    configfile.write_text(yaml.safe_dump(config))
+    _touch_train_inputs(tmp_path, "distilbert")
+    (teacher,) = sbatch_calls(tmp_path, configfile, ["results/train_data/docpairs/teacher_scores.tsv"])
+    assert "--gpus=1" in teacher
 
 
 def test_slurm_profile_names_existing_rules():
@@ -267,5 +305,5 @@ def test_slurm_profile_names_existing_rules():
         assert not unknown, f"{key} names rules that do not exist: {unknown}"
     for rule in GPU_RULES:
         resources = profile["set-resources"][rule]
-        assert resources["gpu"] == 1
+        assert resources["gpu"] == 1 or rule == "score_teacher"  # whose GPU depends on its input: tested above
         assert resources["cpus_per_task"] == profile["set-threads"][rule]

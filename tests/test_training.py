@@ -8,6 +8,7 @@ import logging
 import math
 import os
 import random
+import signal
 import subprocess
 import sys
 import textwrap
@@ -213,10 +214,12 @@ def test_margin_mse_without_teacher_scores_is_an_error(base_model, tmp_path):
 
 
 RESUME_CONFIG = dict(max_epochs=4, checkpoint_every=3, validate_every=2)  # 12 steps, 6 validations, 4 checkpoints
+INTERRUPT_CONFIG = dict(max_epochs=4, checkpoint_every=100, validate_every=2)  # checkpoints: step 0 and the signal's
 RESUME_SCRIPT = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from tests.test_training import RESUME_CONFIG, tiny_data, config
+    import tests.test_training as settings
+    from tests.test_training import tiny_data, config
     from margin_retrieval.training.trainer import Trainer
     import margin_retrieval.training.trainer as training
     original = training.Trainer._train_step
@@ -228,7 +231,7 @@ RESUME_SCRIPT = textwrap.dedent("""
     torch.set_num_threads(1)  # as the test process (one_thread): float sums depend on the thread count
     batching = sys.argv[3]
     trainer = Trainer(Path(sys.argv[1]), tiny_data(clustered=batching == "clustered"),
-                      config(batching=batching, **RESUME_CONFIG), Path(sys.argv[2]))
+                      config(batching=batching, **getattr(settings, sys.argv[4])), Path(sys.argv[2]))
     trainer.fit()
 """)
 
@@ -263,6 +266,18 @@ def assert_same_outcome(got: dict, expected: dict, context: str) -> None:
             assert torch.equal(got[weights][name], value), f"{context}: {weights} weight {name} differs"
 
 
+def wait_for_step(process: subprocess.Popen, log: Path, step: int) -> int:
+    """Wait until the job's log shows ``step`` (or the job ended); returns the last step logged."""
+    deadline, seen = time.time() + 600, 0  # generous: a loaded CI machine starts the job slowly
+    while time.time() < deadline and process.poll() is None and seen < step:
+        try:
+            seen = max([e["step"] for e in read_log(log) if e["event"] == "train"], default=0) if log.exists() else 0
+        except json.JSONDecodeError:  # a line being written right now
+            pass
+        time.sleep(0.05)
+    return seen
+
+
 def test_same_seed_gives_identical_results_and_another_seed_does_not(base_model, tmp_path, one_thread):
     results = []
     for run, seed in enumerate((0, 0, 1)):
@@ -282,16 +297,9 @@ def test_killed_job_resumes_from_its_checkpoint_and_matches_an_uninterrupted_run
     steps = total_steps(8, reference_trainer.config)
     kill_at = random.randint(2, steps - 2)  # a random step, reported on failure
     work = tmp_path / "work"
-    process = subprocess.Popen([sys.executable, "-c", RESUME_SCRIPT, str(base_model), str(work), batching],
-                               cwd=REPO)
-    deadline, seen = time.time() + 600, 0  # generous: a loaded CI machine starts the job slowly
-    while time.time() < deadline and process.poll() is None and seen < kill_at:
-        log = work / "train_log.jsonl"
-        try:
-            seen = max([e["step"] for e in read_log(log) if e["event"] == "train"], default=0) if log.exists() else 0
-        except json.JSONDecodeError:  # a line being written right now
-            pass
-        time.sleep(0.05)
+    process = subprocess.Popen([sys.executable, "-c", RESUME_SCRIPT, str(base_model), str(work), batching,
+                                "RESUME_CONFIG"], cwd=REPO)
+    seen = wait_for_step(process, work / "train_log.jsonl", kill_at)
     process.kill()  # SIGKILL, as kill -9
     process.wait()
     assert process.returncode == -9, f"the job was not killed at step {kill_at} (exit {process.returncode})"
@@ -307,6 +315,36 @@ def test_killed_job_resumes_from_its_checkpoint_and_matches_an_uninterrupted_run
     assert resume_event["from_step"] in checkpoint_steps and resume_event["from_step"] <= seen + 1
     assert [e["step"] for e in events if e["event"] == "train"] == list(range(1, steps + 1))
     assert_same_outcome(resumed, reference, f"killed at step {kill_at}")
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGUSR1, signal.SIGTERM], ids=lambda s: s.name)
+def test_stop_signal_checkpoints_the_current_step_and_the_resumed_run_matches_an_uninterrupted_one(
+        base_model, tmp_path, one_thread, stop_signal):
+    reference_trainer = Trainer(base_model, tiny_data(), config(**INTERRUPT_CONFIG), tmp_path / "reference")
+    reference = outcome(reference_trainer, reference_trainer.fit(), tmp_path / "reference_out")
+    steps = total_steps(8, reference_trainer.config)
+    signal_at = random.randint(2, steps - 3)  # a random step, reported on failure; the job ends before its last
+    work = tmp_path / "work"
+    process = subprocess.Popen([sys.executable, "-c", RESUME_SCRIPT, str(base_model), str(work), "random",
+                                "INTERRUPT_CONFIG"], cwd=REPO, stderr=subprocess.PIPE, text=True)
+    wait_for_step(process, work / "train_log.jsonl", signal_at)
+    process.send_signal(stop_signal)
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 1, f"signal at step {signal_at}: exit {process.returncode}\n{stderr[-2000:]}"
+    assert "TrainingInterrupted" in stderr
+    interrupted = [e for e in read_log(work / "train_log.jsonl") if e["event"] == "interrupted"]
+    assert [e["signal"] for e in interrupted] == [stop_signal.name]
+    stopped_at = interrupted[0]["step"]
+    assert signal_at <= stopped_at < steps
+    assert torch.load(work / "checkpoint.pt", weights_only=False)["state"]["step"] == stopped_at  # not step 0's
+    handlers = signal.getsignal(signal.SIGUSR1), signal.getsignal(signal.SIGTERM)
+    resumed_trainer = Trainer(base_model, tiny_data(), config(**INTERRUPT_CONFIG), work)
+    resumed = outcome(resumed_trainer, resumed_trainer.fit(), tmp_path / "resumed_out")
+    assert (signal.getsignal(signal.SIGUSR1), signal.getsignal(signal.SIGTERM)) == handlers  # restored after fit
+    events = read_log(tmp_path / "resumed_out" / "train_log.jsonl")
+    assert next(e for e in events if e["event"] == "resumed")["from_step"] == stopped_at
+    assert [e["step"] for e in events if e["event"] == "train"] == list(range(1, steps + 1))
+    assert_same_outcome(resumed, reference, f"{stop_signal.name} at step {stopped_at}")
 
 
 GPU_JOB_SCRIPT = textwrap.dedent("""

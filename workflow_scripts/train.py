@@ -15,6 +15,7 @@ from margin_retrieval.models.device import resolve_device
 from margin_retrieval.models.precision import resolve
 from margin_retrieval.training.config import TrainConfig
 from margin_retrieval.training.data import load_training_data
+from margin_retrieval.training.interrupt import TrainingInterrupted
 from margin_retrieval.training.optim import optimizer_class
 from margin_retrieval.training.trainer import Trainer
 
@@ -37,7 +38,10 @@ data = load_training_data(
 )
 trainer = Trainer(Path(snakemake.input.base_model), data, TrainConfig.from_config(training, run),
                   Path(snakemake.params.work_dir), gpu_requested=gpu_requested)
-summary = trainer.fit()
+try:
+    summary = trainer.fit()
+except TrainingInterrupted as interrupted:  # a non-zero exit: Snakemake's retries (or SLURM's requeue) resume it
+    raise SystemExit(f"training interrupted by {interrupted}") from None
 base = snakemake.config["models"][run["model"]]
 card = trained_card(run=run, base_name=run["model"], base_source=base["source"], pooling=base["pooling"],
                     similarity=trainer.encoder.similarity, training=asdict(training),
