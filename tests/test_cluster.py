@@ -17,6 +17,7 @@ import yaml
 
 from margin_retrieval.experiments import COLUMNS, expand_experiments
 from tests.configs import grid_defaults
+from tests.test_checks import MAX_MESSAGE_LINES
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
@@ -173,6 +174,23 @@ def test_paper_config_dry_run_job_counts(tmp_path):
     assert counts["download"] == 5  # train, validation, 3 collections: the SciFact default was replaced, not merged
 
 
+def test_paper_config_without_scored_pairs_stops_the_dry_run_in_a_few_lines(tmp_path):
+    """Published scores of other pairs than the Margin-MSE runs' triples: known from the config alone, so the
+    workflow stops before the first job, not after hours of preparing the training data."""
+    config = yaml.safe_load(PAPER.read_text())
+    config["train_data"]["teacher_pairs"] = "triples"
+    configfile = tmp_path / "unscored.yaml"
+    configfile.write_text(yaml.safe_dump(config))
+    place_published_scores(tmp_path)
+    result = subprocess.run([*SNAKEMAKE, "--dry-run", "--directory", str(tmp_path), "--configfile", str(configfile)],
+                            capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                            env={**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"})
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "set train_data.teacher_pairs: scored" in output and "bert_cat_ensemble" in output, output
+    assert len(output.strip().splitlines()) <= MAX_MESSAGE_LINES, output  # as every refused config
+
+
 # --- SLURM submission with fake SLURM commands -----------------------------------------------------------------------
 
 FAKE_SLURM = """#!/bin/sh
@@ -199,7 +217,8 @@ def _touch_train_inputs(root: Path, model: str) -> None:
     (root / "results/data/train").mkdir(parents=True)
     (root / "results/data/train/manifest.json").write_text("{}")
     time.sleep(0.01)
-    for name in ("docpairs/triples.tsv", "splits.json", "validation_candidates.tsv", "docpairs/stats.json"):
+    for name in ("docpairs/triples.tsv", "splits.json", "validation_candidates.tsv", "docpairs/stats.json",
+                 "scored/triples.tsv", "scored/stats.json"):
         path = root / "results/train_data" / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("")
@@ -248,11 +267,11 @@ def test_slurm_profile_requests_gpus_only_for_gpu_rules(tmp_path):
     row = runs[(runs.model == "distilbert") & (runs.objective == "adaptive") & (runs.fraction == "1")
                & (runs.in_batch == "false")].iloc[0]
     run = "/".join(f"{column}~{row[column]}" for column in COLUMNS)
+    place_published_scores(tmp_path)  # older than the training data made from it
     _touch_train_inputs(tmp_path, "distilbert")
-    place_published_scores(tmp_path)
     # a GPU job, a CPU job, and teacher scoring that reads the published scores file
     targets = [f"results/train/{run}/train_log.jsonl", "results/models/mpnet",
-               "results/train_data/docpairs/teacher_scores.tsv"]
+               "results/train_data/scored/teacher_scores.tsv"]
     submitted = sbatch_calls(tmp_path, PAPER, targets)
     train = next(call for call in submitted if "rule_train" in call)
     prepare = next(call for call in submitted if "rule_prepare_model" in call)
@@ -273,8 +292,8 @@ def test_slurm_profile_signals_training_before_its_time_limit_and_requeues(tmp_p
     runs = expand_experiments(config["experiments"], config["student"], grid_defaults(config))
     row = runs[(runs.model == "distilbert") & (runs.objective == "static")].iloc[0]
     run = "/".join(f"{column}~{row[column]}" for column in COLUMNS)
+    place_published_scores(tmp_path)  # older than the training data made from it
     _touch_train_inputs(tmp_path, "distilbert")
-    place_published_scores(tmp_path)
     submitted = sbatch_calls(tmp_path, PAPER, [f"results/train/{run}/train_log.jsonl", "results/models/mpnet"])
     train = next(call for call in submitted if "rule_train" in call)
     prepare = next(call for call in submitted if "rule_prepare_model" in call)
@@ -285,7 +304,7 @@ def test_slurm_profile_signals_training_before_its_time_limit_and_requeues(tmp_p
 def test_slurm_profile_requests_a_gpu_for_teacher_scoring_with_a_model(tmp_path):
     config = yaml.safe_load(PAPER.read_text())
     config["teacher"] = "distilbert"
-    config["train_data"]["teacher_scores_file"] = None
+    config["train_data"].update(teacher_scores_file=None, teacher_pairs="triples")
     configfile = tmp_path / "teacher_model.yaml"
     configfile.write_text(yaml.safe_dump(config))
     _touch_train_inputs(tmp_path, "distilbert")

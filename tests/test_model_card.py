@@ -62,6 +62,18 @@ def test_trained_model_loads_in_sentence_transformers_with_our_embeddings(traine
     np.testing.assert_allclose(theirs, ours, atol=1e-5)
 
 
+def test_margin_mse_on_scored_pairs_names_them_as_its_negatives():
+    common = dict(base_name="tiny", base_source="tiny", pooling="cls", similarity="dot", training=TRAINING,
+                  summary={}, steps_done=1, steps_planned=1, triples=5, optimizer="AdamW8bit")
+    run = {"model": "tiny", "objective": "margin_mse", "in_batch": "false", "tau": None, "fraction": 1.0,
+           "negatives": "docpairs"}
+    scored = {"dataset": "msmarco-passage/train", "teacher_scores_file": "scores.tsv", "teacher_pairs": "scored"}
+    text = trained_card(run=run, train_data=scored, **common)
+    assert "negatives from the pairs that the published teacher scores cover (scores.tsv)" in text
+    assert "Optimizer: AdamW8bit" in text
+    assert "negatives from docpairs" in trained_card(run={**run, "objective": "adaptive"}, train_data=scored, **common)
+
+
 def test_prepared_base_model_has_a_card(tmp_path):
     out = prepare_model(str(make_tiny_bert(tmp_path / "bert")), "cls", tmp_path / "models" / "tiny")
     meta = front_matter((out / CARD_FILE).read_text())

@@ -117,6 +117,9 @@ def trained_card(*, run: dict, base_name: str, base_source: str, pooling: str, s
         "base_model": base, "datasets": [dataset_id] if dataset_id else [], "license": licence,
     })
     tau = f", τ = {run['tau']}" if run.get("tau") is not None else ""
+    negatives = run.get("negatives") or train_data.get("negatives", {}).get("source", "?")
+    if run["objective"] == "margin_mse" and train_data.get("teacher_pairs") == "scored":
+        negatives = f"the pairs that the published teacher scores cover ({train_data.get('teacher_scores_file')})"
     best = summary.get("best_value")
     settings = {key: training.get(key) for key in ("batch_size", "learning_rate", "weight_decay", "lr_gamma",
                                                     "warmup_steps", "max_epochs", "max_steps", "max_query_length",
@@ -133,8 +136,7 @@ def trained_card(*, run: dict, base_name: str, base_source: str, pooling: str, s
         f"{OBJECTIVES.get(run['objective'], run['objective'])}",
         "", "## Training", "",
         f"- Training data: `{train_data.get('dataset') or 'local files'}`, fraction {run['fraction']} of the "
-        f"training queries (nested prefixes), {triples:,} triples; negatives from "
-        f"{run.get('negatives') or train_data.get('negatives', {}).get('source', '?')}",
+        f"training queries (nested prefixes), {triples:,} triples; negatives from {negatives}",
         f"- Seed {run.get('seed', training.get('seed'))}; {steps_done:,} of {steps_planned:,} planned steps "
         f"(stopped: {summary.get('stopped_reason')})",
         f"- Best validation nDCG@10 (held-out training queries, never test queries): "
