@@ -377,7 +377,7 @@ def zeroshot_embeddings_of_training_data(wildcards):
 
 
 def teacher_benchmark():
-    """Teacher scoring is part of Margin-MSE's cost in the speed-up comparison: one job per negative set."""
+    """Teacher scoring is part of Margin-MSE's cost in the speed-up comparison: one job per triple set."""
     return [
         f"results/benchmarks/score_teacher/{source}.tsv" for source in MARGIN_MSE_SETS
     ]
