@@ -9,7 +9,8 @@ traceback).
 - ``check_values``: what the schema cannot express: the significance tests' reference, measure names (ir_measures),
   the faiss index factory string, the local files and directories the jobs will read (and the first lines of local
   collection files), validation queries that would leave no training query, input lengths beyond a model's
-  position embeddings.
+  position embeddings, and whether published teacher scores can cover the
+  Margin-MSE runs' triples.
 
 faiss and ir_measures are imported inside the checks that need them: importing this module stays cheap.
 """
@@ -109,9 +110,11 @@ def _branch(schema: Mapping) -> str:
 # -- values the schema cannot check ------------------------------------------------------------------------------------
 
 
-def check_values(config: Mapping, reference_candidates: Iterable[str], used_models: Iterable[str]) -> None:
+def check_values(config: Mapping, reference_candidates: Iterable[str], used_models: Iterable[str],
+                 margin_mse: bool) -> None:
     """Cross-key and file checks; ``reference_candidates`` are the objectives and system names of the grid that
-    ``analysis.reference_objective`` may name, ``used_models`` the models the DAG prepares."""
+    ``analysis.reference_objective`` may name, ``used_models`` the models the DAG prepares, ``margin_mse`` whether
+    the grid has a Margin-MSE run."""
     check_reference(config["analysis"]["reference_objective"], reference_candidates)
     figure_collection = config["analysis"].get("collection")
     if figure_collection is not None and figure_collection not in config["collections"]:
@@ -128,6 +131,7 @@ def check_values(config: Mapping, reference_candidates: Iterable[str], used_mode
     if scores_file and not Path(scores_file).expanduser().is_file():
         raise ConfigError(f"config train_data.teacher_scores_file: no such file: {scores_file} "
                           f"(relative paths are relative to the working directory {Path.cwd()})")
+    check_teacher_pairs(config["train_data"], margin_mse)
     for model in used_models:
         try:
             model_source_kind(config["models"][model]["source"])
@@ -145,6 +149,24 @@ def relevance_map(mapping: Mapping | None, key: str) -> dict[int, int] | None:
     except (TypeError, ValueError):
         raise ConfigError(f"config {key}: keys must be integer relevance labels, e.g. {{-1: 0, 1: 4}}; got "
                           f"{dict(mapping)}") from None
+
+
+def check_teacher_pairs(train_data: Mapping, margin_mse: bool) -> None:
+    """``train_data.teacher_pairs`` fits the rest of ``train_data``. Published scores cover the pairs their teacher
+    scored: with docpairs, Margin-MSE runs on the docpairs' triples would miss most scores (Hofstaetter et al.'s MS
+    MARCO scores cover triples-small, not the first 128 qidpidtriples per query), which the training-data job would
+    only find after hours of preparation."""
+    scored = train_data["teacher_pairs"] == "scored"
+    if scored and not train_data["teacher_scores_file"]:
+        raise ConfigError("config train_data.teacher_pairs: scored trains Margin-MSE on the pairs of "
+                          "train_data.teacher_scores_file, which is not set")
+    if scored and train_data.get("docpairs") is None:
+        raise ConfigError("config train_data.teacher_pairs: scored needs train_data.docpairs (the scored pairs are "
+                          "grouped per query like the docpairs, over the same split)")
+    if margin_mse and not scored and train_data.get("docpairs") is not None and train_data["teacher_scores_file"]:
+        raise ConfigError(f"config train_data.teacher_scores_file: {train_data['teacher_scores_file']} scores the "
+                          "pairs its teacher scored, not the docpairs that Margin-MSE would train on with "
+                          "teacher_pairs: triples; set train_data.teacher_pairs: scored (docs/cluster.md)")
 
 
 def check_reference(reference: str, candidates: Iterable[str]) -> None:

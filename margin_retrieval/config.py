@@ -91,6 +91,21 @@ class Batching(enum.StrEnum):
     CLUSTERED = "clustered"
 
 
+class TeacherPairs(enum.StrEnum):
+    """The triples of Margin-MSE runs with published teacher scores: the runs' own triples (each must have a score),
+    or the pairs the teacher scored, grouped per query like docpairs (docs/cluster.md, "Published teacher scores")."""
+
+    TRIPLES = "triples"
+    SCORED = "scored"
+
+
+class Optimizer(enum.StrEnum):
+    """The optimizer of training: torch's AdamW, or bitsandbytes' 8-bit AdamW (the paper's; CUDA only)."""
+
+    ADAMW = "adamw"
+    ADAMW8BIT = "adamw8bit"
+
+
 @dataclass(frozen=True)
 class NegativesSettings:
     source: FirstStage
@@ -123,6 +138,7 @@ class TrainDataSettings:
     docpairs: DocpairsSettings | None
     teacher_similarity: Similarity
     teacher_scores_file: str | None
+    teacher_pairs: TeacherPairs
 
 
 @dataclass(frozen=True)
@@ -133,6 +149,7 @@ class TrainingSettings:
     batch_size: int
     learning_rate: float
     weight_decay: float
+    optimizer: Optimizer
     lr_gamma: float
     warmup_steps: int
     max_epochs: int

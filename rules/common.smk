@@ -11,7 +11,7 @@ from margin_retrieval import archive, checks
 checks.check_schema(config, Path(workflow.basedir) / "schemas/config.schema.yaml")
 validate(config, schema="../schemas/config.schema.yaml")
 
-from margin_retrieval.config import FirstStage, Negatives, Settings
+from margin_retrieval.config import FirstStage, Negatives, Settings, TeacherPairs
 from margin_retrieval.experiments import (
     GridDefaults,
     expand_experiments,
@@ -60,8 +60,32 @@ def negatives_set(negatives, model):
     return str(negatives)
 
 
-NEGATIVE_SETS = sorted(
-    {negatives_set(run.negatives, run.model) for run in RUNS.itertuples()}
+# Margin-MSE runs with train_data.teacher_pairs: scored train on the pairs that the published scores file scores; the
+# docpairs job writes them to results/train_data/scored/ (docs/cluster.md, "Published teacher scores").
+SCORED_SET = "scored"
+SCORED_PAIRS = bool(
+    SETTINGS.train_data.teacher_pairs == TeacherPairs.SCORED
+    and (RUNS["objective"] == "margin_mse").any()
+)
+
+
+def triples_set(objective, negatives, model):
+    """The folder of a run's triples under results/train_data/: its negative set, or the scored pairs for
+    Margin-MSE with train_data.teacher_pairs: scored."""
+    if objective == "margin_mse" and SCORED_PAIRS:
+        return SCORED_SET
+    return negatives_set(negatives, model)
+
+
+TRIPLE_SETS = sorted(
+    {triples_set(run.objective, run.negatives, run.model) for run in RUNS.itertuples()}
+)
+# The triple sets that Margin-MSE runs train on: each gets its teacher scores (rule score_teacher).
+MARGIN_MSE_SETS = sorted(
+    {
+        triples_set(run.objective, run.negatives, run.model)
+        for run in RUNS[RUNS["objective"] == "margin_mse"].itertuples()
+    }
 )
 
 
@@ -115,7 +139,9 @@ def check_config():
     references |= {f"zeroshot/{model}" for model in config["zeroshot"]}
     references |= {f"trained/{pattern}" for pattern in TRAIN_SPACE.instance_patterns}
     used_models = {*STUDENTS, *config["zeroshot"], *filter(None, [config["teacher"]])}
-    checks.check_values(config, references, used_models)
+    checks.check_values(
+        config, references, used_models, (RUNS["objective"] == "margin_mse").any()
+    )
 
 
 check_config()
@@ -127,7 +153,7 @@ wildcard_constraints:
     corpus="|".join(map(re.escape, CORPUS_SOURCE)),
     model="|".join(map(re.escape, config["models"])),
     system="zeroshot/[^/]+|trained/.+",
-    source="|".join(map(re.escape, NEGATIVE_SETS)),
+    source="|".join(map(re.escape, TRIPLE_SETS)),
     scatteritem=r"\d+-of-\d+",
 
 
@@ -281,8 +307,16 @@ def negatives_source(wildcards):
 
 
 def run_triples(wildcards):
-    """The triples of a run's negative source."""
-    return f"results/train_data/{negatives_set(wildcards.negatives, wildcards.model)}/triples.tsv"
+    """The triples of a run: its negative source's, or the scored pairs (``triples_set``)."""
+    source = triples_set(wildcards.objective, wildcards.negatives, wildcards.model)
+    return f"results/train_data/{source}/triples.tsv"
+
+
+def teacher_scores_to_check(wildcards):
+    """The published scores file that Margin-MSE runs read for this negative set's triples: the triples job checks
+    that it scores every triple, so a missing score stops the workflow before any training. None otherwise."""
+    scores_file = config["train_data"]["teacher_scores_file"]
+    return scores_file if scores_file and wildcards.source in MARGIN_MSE_SETS else None
 
 
 def teacher_model_input(wildcards):
@@ -295,7 +329,7 @@ def teacher_model_input(wildcards):
 def teacher_scores_input(wildcards):
     if wildcards.objective != "margin_mse":
         return []
-    source = negatives_set(wildcards.negatives, wildcards.model)
+    source = triples_set(wildcards.objective, wildcards.negatives, wildcards.model)
     return [f"results/train_data/{source}/teacher_scores.tsv"]
 
 
@@ -326,7 +360,7 @@ def clusters_input(wildcards):
     """The cluster of every training triple, for a run with clustered batching."""
     if wildcards.batching != "clustered":
         return []
-    source = negatives_set(wildcards.negatives, wildcards.model)
+    source = triples_set(wildcards.objective, wildcards.negatives, wildcards.model)
     return [
         f"results/train_data/{source}/clusters/{wildcards.model}/fraction~{wildcards.fraction}.tsv"
     ]
@@ -345,12 +379,10 @@ def zeroshot_embeddings_of_training_data(wildcards):
 
 
 def teacher_benchmark():
-    """Teacher scoring is part of Margin-MSE's cost in the speed-up comparison: one job per negative set."""
-    margin_mse = RUNS[RUNS["objective"] == "margin_mse"]
-    sources = sorted(
-        {negatives_set(run.negatives, run.model) for run in margin_mse.itertuples()}
-    )
-    return [f"results/benchmarks/score_teacher/{source}.tsv" for source in sources]
+    """Teacher scoring is part of Margin-MSE's cost in the speed-up comparison: one job per triple set."""
+    return [
+        f"results/benchmarks/score_teacher/{source}.tsv" for source in MARGIN_MSE_SETS
+    ]
 
 
 FIGURES = [

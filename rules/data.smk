@@ -58,6 +58,7 @@ if SETTINGS.train_data.docpairs is None:
             name=TRAIN_COLLECTION,
             settings=SETTINGS.train_data,
             source=negatives_source,
+            teacher_scores_file=teacher_scores_to_check,
             home=ir_home(),
         script:
             "../workflow_scripts/training_data.py"
@@ -65,15 +66,29 @@ if SETTINGS.train_data.docpairs is None:
 else:
 
     # Docpairs mode: one job, since the split needs the docpairs' queries (the same rule name as the mining jobs, so
-    # that the profiles' resources apply to either).
+    # that the profiles' resources apply to either). With scored pairs (SCORED_PAIRS) it also writes the Margin-MSE
+    # runs' triples from the published scores file, over the same split.
     rule training_data:
         input:
             unpack(training_split_input),
+            **(
+                {"scored_pairs": config["train_data"]["teacher_scores_file"]}
+                if SCORED_PAIRS
+                else {}
+            ),
         output:
             splits="results/train_data/splits.json",
             candidates="results/train_data/validation_candidates.tsv",
             triples="results/train_data/docpairs/triples.tsv",
             stats="results/train_data/docpairs/stats.json",
+            **(
+                {
+                    "scored_triples": f"results/train_data/{SCORED_SET}/triples.tsv",
+                    "scored_stats": f"results/train_data/{SCORED_SET}/stats.json",
+                }
+                if SCORED_PAIRS
+                else {}
+            ),
         log:
             "results/logs/training_data/docpairs.log",
         benchmark:

@@ -8,10 +8,11 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 from margin_retrieval.io import save_embeddings, write_tsv
 from margin_retrieval.training.batching import (
-    ClusteredBatches, batch_indices, batch_plan, clustered_epoch, epoch_seed,
+    ClusteredBatches, RandomBatches, batch_indices, batch_plan, clustered_epoch, epoch_seed,
 )
 from margin_retrieval.training.clustering import (cluster_examples, cluster_statistics, example_embeddings,
                                                   lookup_embeddings, n_clusters_for)
@@ -113,6 +114,45 @@ def test_random_batching_is_todays_seeded_permutation():
     cfg = config(batch_size=3, max_epochs=2)
     plan = batch_plan(8, cfg)
     assert [plan(step) for step in range(6)] == [batch_indices(8, cfg, step) for step in range(6)]
+
+
+def reference_batch(n_triples: int, config: TrainConfig, step: int) -> list[int]:
+    """Random batches as the committed results were trained: a fresh seeded permutation of all triples per step."""
+    per_epoch = math.ceil(n_triples / config.batch_size)
+    epoch, position = divmod(step, per_epoch)
+    generator = torch.Generator().manual_seed(epoch_seed(config.seed, epoch))
+    order = torch.randperm(n_triples, generator=generator)
+    return order[position * config.batch_size : (position + 1) * config.batch_size].tolist()
+
+
+@pytest.mark.parametrize("n_triples, batch_size", [(1, 4), (8, 3), (37, 5), (1000, 64)])
+def test_random_batches_equal_the_per_step_permutation_walked_or_built_at_any_step(n_triples, batch_size):
+    for seed in (0, 7, 166613):
+        cfg = config(seed=seed, batch_size=batch_size)
+        steps = range(3 * math.ceil(n_triples / batch_size))  # three epochs, the last batch of each partial or full
+        expected = [reference_batch(n_triples, cfg, step) for step in steps]
+        walked = batch_plan(n_triples, cfg)
+        assert [walked(step) for step in steps] == expected
+        assert [RandomBatches(n_triples, cfg)(step) for step in steps] == expected  # a resumed job's fresh plan
+        assert [batch_indices(n_triples, cfg, step) for step in steps] == expected
+        assert all(type(i) is int for i in walked(0))  # Python ints, as torch's tolist gave
+
+
+def test_random_batches_draw_one_permutation_per_epoch_and_keep_it_as_int32(monkeypatch):
+    calls = []
+    randperm = torch.randperm
+
+    def counting(n, *args, **kwargs):
+        calls.append(n)
+        return randperm(n, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "randperm", counting)
+    cfg = config(batch_size=4)
+    plan = batch_plan(40, cfg)
+    for step in range(3 * 10):  # three epochs of 10 steps
+        plan(step)
+    assert calls == [40, 40, 40]  # not one permutation of all triples per step
+    assert plan._plan.dtype == np.int32
 
 
 def test_clustered_batching_needs_a_cluster_per_triple():

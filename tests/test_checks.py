@@ -223,10 +223,27 @@ def test_a_valid_config_passes_every_check(tmp_path, monkeypatch):
     config["collections"]["local"] = local_collection(tmp_path, measures=["nDCG@10", "RR(rel=2)@10"])
     config["retrieval"] = {"index": "OPQ32,IVF262144_HNSW32,PQ32,RFlat"}  # the paper's index parses
     config["analysis"] = {"reference_objective": "zeroshot/minilm-l6"}
-    config["train_data"]["teacher_scores_file"] = None
+    config["train_data"].update(teacher_scores_file=None, teacher_pairs="triples")  # the schema's defaults
     for name in ("scifact-test", "cranfield"):
         config["collections"][name]["measures"] = ["nDCG@10"]
-    checks.check_values(with_defaults(config), {"margin_mse", "zeroshot/minilm-l6"}, ["minilm-l3"])
+    checks.check_values(with_defaults(config), {"margin_mse", "zeroshot/minilm-l6"}, ["minilm-l3"], margin_mse=True)
+
+
+def test_teacher_pairs_must_fit_the_training_data():
+    docpairs = {"docpairs": {"per_query": 128}, "teacher_scores_file": "scores.tsv"}
+    checks.check_teacher_pairs({**docpairs, "teacher_pairs": "scored"}, margin_mse=True)
+    checks.check_teacher_pairs({**docpairs, "teacher_pairs": "triples"}, margin_mse=False)  # no run reads the file
+    # the paper's combination: published scores of other pairs than the docpairs' triples
+    with pytest.raises(ConfigError, match=r"scores\.tsv scores the pairs its teacher scored, not the docpairs .* "
+                                          "set train_data.teacher_pairs: scored"):
+        checks.check_teacher_pairs({**docpairs, "teacher_pairs": "triples"}, margin_mse=True)
+    with pytest.raises(ConfigError, match="teacher_pairs: scored needs train_data.docpairs"):
+        checks.check_teacher_pairs({"teacher_scores_file": "scores.tsv", "teacher_pairs": "scored"}, margin_mse=True)
+    with pytest.raises(ConfigError, match="teacher_scores_file, which is not set"):
+        checks.check_teacher_pairs({**docpairs, "teacher_scores_file": None, "teacher_pairs": "scored"},
+                                   margin_mse=True)
+    # mining mode: the runs' own triples, whose coverage the triples job checks
+    checks.check_teacher_pairs({"teacher_scores_file": "scores.tsv", "teacher_pairs": "triples"}, margin_mse=True)
 
 
 def test_model_source_kinds(tmp_path, monkeypatch):

@@ -17,6 +17,7 @@ import yaml
 
 from margin_retrieval.experiments import COLUMNS, expand_experiments
 from tests.configs import grid_defaults
+from tests.test_checks import MAX_MESSAGE_LINES
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
@@ -78,7 +79,9 @@ def test_gpu_env_installs_cuda_torch_and_8bit_adam():
     env = yaml.safe_load((REPO / "envs" / "torch.yaml").read_text())
     pip = next(dep["pip"] for dep in env["dependencies"] if isinstance(dep, dict))
     assert any(line.startswith("--extra-index-url https://download.pytorch.org/whl/cu") for line in pip)
-    assert any(line.startswith("bitsandbytes==") for line in pip)
+    from margin_retrieval.training.optim import BITSANDBYTES
+
+    assert BITSANDBYTES in pip  # the pin that the missing-package error tells the user to install
 
 
 def test_every_rule_with_a_conda_directive_points_to_an_existing_env():
@@ -171,6 +174,23 @@ def test_paper_config_dry_run_job_counts(tmp_path):
     assert counts["download"] == 5  # train, validation, 3 collections: the SciFact default was replaced, not merged
 
 
+def test_paper_config_without_scored_pairs_stops_the_dry_run_in_a_few_lines(tmp_path):
+    """Published scores of other pairs than the Margin-MSE runs' triples: known from the config alone, so the
+    workflow stops before the first job, not after hours of preparing the training data."""
+    config = yaml.safe_load(PAPER.read_text())
+    config["train_data"]["teacher_pairs"] = "triples"
+    configfile = tmp_path / "unscored.yaml"
+    configfile.write_text(yaml.safe_dump(config))
+    place_published_scores(tmp_path)
+    result = subprocess.run([*SNAKEMAKE, "--dry-run", "--directory", str(tmp_path), "--configfile", str(configfile)],
+                            capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                            env={**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"})
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "set train_data.teacher_pairs: scored" in output and "bert_cat_ensemble" in output, output
+    assert len(output.strip().splitlines()) <= MAX_MESSAGE_LINES, output  # as every refused config
+
+
 # --- SLURM submission with fake SLURM commands -----------------------------------------------------------------------
 
 FAKE_SLURM = """#!/bin/sh
@@ -197,40 +217,35 @@ def _touch_train_inputs(root: Path, model: str) -> None:
     (root / "results/data/train").mkdir(parents=True)
     (root / "results/data/train/manifest.json").write_text("{}")
     time.sleep(0.01)
-    for name in ("docpairs/triples.tsv", "splits.json", "validation_candidates.tsv", "docpairs/stats.json"):
+    for name in ("docpairs/triples.tsv", "splits.json", "validation_candidates.tsv", "docpairs/stats.json",
+                 "scored/triples.tsv", "scored/stats.json"):
         path = root / "results/train_data" / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("")
     (root / "results/models" / model).mkdir(parents=True)
 
 
-def test_slurm_profile_requests_gpus_only_for_gpu_rules(tmp_path):
-    config = yaml.safe_load(PAPER.read_text())
-    runs = expand_experiments(config["experiments"], config["student"], grid_defaults(config))
-    row = runs[(runs.model == "distilbert") & (runs.objective == "adaptive") & (runs.fraction == "1")
-               & (runs.in_batch == "false")].iloc[0]
-    run = "/".join(f"{column}~{row[column]}" for column in COLUMNS)
-    _touch_train_inputs(tmp_path, "distilbert")
-    place_published_scores(tmp_path)
-    _fake_slurm(tmp_path / "bin")
-    log = tmp_path / "slurm_calls.txt"
+def sbatch_calls(root: Path, configfile: Path, targets: list[str]) -> list[str]:
+    """The sbatch command lines with which the SLURM profile submits ``targets`` (fake SLURM commands that never
+    finish a job: Snakemake is stopped once every target was submitted)."""
+    _fake_slurm(root / "bin")
+    log = root / "slurm_calls.txt"
     log.write_text("")
-    targets = [f"results/train/{run}/train_log.jsonl", "results/models/mpnet"]  # a GPU job and a CPU job
-    env = {**os.environ, "PATH": f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}", "FAKE_SLURM_LOG": str(log),
+    env = {**os.environ, "PATH": f"{root / 'bin'}{os.pathsep}{os.environ['PATH']}", "FAKE_SLURM_LOG": str(log),
            "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
     env.pop("SLURM_JOB_ID", None)
     # targets first: --default-resources (nargs *) would swallow them
-    command = [*SNAKEMAKE, *targets, "--directory", str(tmp_path), "--workflow-profile", str(SLURM_PROFILE),
-               "--configfile", str(PAPER),
+    command = [*SNAKEMAKE, *targets, "--directory", str(root), "--workflow-profile", str(SLURM_PROFILE),
+               "--configfile", str(configfile),
                "--default-resources", "slurm_account=testacct", "slurm_partition=testpart"]
-    process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    process = subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                text=True, start_new_session=True)
     deadline = time.monotonic() + 45
     submitted: list[str] = []
     try:
         while time.monotonic() < deadline and process.poll() is None:
             submitted = [line for line in log.read_text().splitlines() if line.startswith("sbatch ")]
-            if len(submitted) >= 2:
+            if len(submitted) >= len(targets):
                 break
             time.sleep(0.2)
     finally:
@@ -242,15 +257,59 @@ def test_slurm_profile_requests_gpus_only_for_gpu_rules(tmp_path):
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
         output = process.stdout.read()
-    assert len(submitted) == 2, f"sbatch calls: {submitted}\n{output[-4000:]}"
+    assert len(submitted) == len(targets), f"sbatch calls: {submitted}\n{output[-4000:]}"
+    return submitted
+
+
+def test_slurm_profile_requests_gpus_only_for_gpu_rules(tmp_path):
+    config = yaml.safe_load(PAPER.read_text())
+    runs = expand_experiments(config["experiments"], config["student"], grid_defaults(config))
+    row = runs[(runs.model == "distilbert") & (runs.objective == "adaptive") & (runs.fraction == "1")
+               & (runs.in_batch == "false")].iloc[0]
+    run = "/".join(f"{column}~{row[column]}" for column in COLUMNS)
+    place_published_scores(tmp_path)  # older than the training data made from it
+    _touch_train_inputs(tmp_path, "distilbert")
+    # a GPU job, a CPU job, and teacher scoring that reads the published scores file
+    targets = [f"results/train/{run}/train_log.jsonl", "results/models/mpnet",
+               "results/train_data/scored/teacher_scores.tsv"]
+    submitted = sbatch_calls(tmp_path, PAPER, targets)
     train = next(call for call in submitted if "rule_train" in call)
     prepare = next(call for call in submitted if "rule_prepare_model" in call)
+    teacher = next(call for call in submitted if "rule_score_teacher" in call)
     assert "--gpus=1" in train
     assert f"--configfiles {PAPER}" in train  # the job step re-reads the same configuration
     assert "--cpus-per-task=8" in train and "--mem 64000" in train and "-t 2880" in train
     assert "-A testacct" in train and "-p testpart" in train
     assert "--gpus" not in prepare and "--gres" not in prepare
     assert "--mem 8000" in prepare and "-t 60" in prepare and "-A testacct" in prepare
+    assert "--gpus" not in teacher and "--cpus-per-task=8" in teacher  # joining published scores needs no GPU
+
+
+def test_slurm_profile_signals_training_before_its_time_limit_and_requeues(tmp_path):
+    """SIGTERM two minutes before the limit reaches the training process (which then checkpoints and exits); SLURM
+    requeues jobs after a node failure or preemption."""
+    config = yaml.safe_load(PAPER.read_text())
+    runs = expand_experiments(config["experiments"], config["student"], grid_defaults(config))
+    row = runs[(runs.model == "distilbert") & (runs.objective == "static")].iloc[0]
+    run = "/".join(f"{column}~{row[column]}" for column in COLUMNS)
+    place_published_scores(tmp_path)  # older than the training data made from it
+    _touch_train_inputs(tmp_path, "distilbert")
+    submitted = sbatch_calls(tmp_path, PAPER, [f"results/train/{run}/train_log.jsonl", "results/models/mpnet"])
+    train = next(call for call in submitted if "rule_train" in call)
+    prepare = next(call for call in submitted if "rule_prepare_model" in call)
+    assert " --signal=TERM@120" in train and "--signal" not in prepare
+    assert all(" --requeue" in call for call in submitted)
+
+
+def test_slurm_profile_requests_a_gpu_for_teacher_scoring_with_a_model(tmp_path):
+    config = yaml.safe_load(PAPER.read_text())
+    config["teacher"] = "distilbert"
+    config["train_data"].update(teacher_scores_file=None, teacher_pairs="triples")
+    configfile = tmp_path / "teacher_model.yaml"
+    configfile.write_text(yaml.safe_dump(config))
+    _touch_train_inputs(tmp_path, "distilbert")
+    (teacher,) = sbatch_calls(tmp_path, configfile, ["results/train_data/docpairs/teacher_scores.tsv"])
+    assert "--gpus=1" in teacher
 
 
 def test_slurm_profile_names_existing_rules():
@@ -265,5 +324,5 @@ def test_slurm_profile_names_existing_rules():
         assert not unknown, f"{key} names rules that do not exist: {unknown}"
     for rule in GPU_RULES:
         resources = profile["set-resources"][rule]
-        assert resources["gpu"] == 1
+        assert resources["gpu"] == 1 or rule == "score_teacher"  # whose GPU depends on its input: tested above
         assert resources["cpus_per_task"] == profile["set-threads"][rule]

@@ -8,8 +8,8 @@ import inspect
 import pytest
 import yaml
 
-from margin_retrieval.config import (Batching, ErrorFunction, FirstStage, InBatch, Negatives, Objective, Settings,
-                                     Similarity, TrainDataSettings, TrainingSettings)
+from margin_retrieval.config import (Batching, ErrorFunction, FirstStage, InBatch, Negatives, Objective, Optimizer,
+                                     Settings, Similarity, TrainDataSettings, TrainingSettings)
 from margin_retrieval.training import losses, teacher
 from margin_retrieval.training.config import TrainConfig
 from tests.configs import SCHEMA, validated
@@ -33,6 +33,7 @@ def grid_values(column: str) -> set[str]:
 def test_schema_enums_are_the_python_enums():
     assert set(TRAINING["error"]["enum"]) == values(ErrorFunction)
     assert set(TRAINING["margin_mse_similarity"]["enum"]) == values(Similarity)
+    assert set(TRAINING["optimizer"]["enum"]) == values(Optimizer)
     assert set(TRAIN_DATA["teacher_similarity"]["enum"]) == values(Similarity)
     assert set(TRAINING["batching"]["enum"]) == grid_values("batching") == values(Batching)
     assert set(TRAIN_DATA["negatives"]["properties"]["source"]["enum"]) == grid_values("negatives") \
@@ -41,7 +42,7 @@ def test_schema_enums_are_the_python_enums():
 
 
 def test_enums_round_trip_through_their_config_strings():
-    for enum in (Objective, InBatch, ErrorFunction, Similarity, FirstStage, Negatives, Batching):
+    for enum in (Objective, InBatch, ErrorFunction, Similarity, FirstStage, Negatives, Batching, Optimizer):
         for member in enum:
             assert enum(member.value) is member and f"{member}" == member.value
     assert [InBatch.parse(v) for v in (False, True, "textbook", "false", "True")] == \

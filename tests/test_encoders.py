@@ -279,7 +279,7 @@ def test_teacher_scores_cosine_and_dot_by_hand(encoder, monkeypatch):
 
 
 def test_published_teacher_scores_are_joined_to_the_triples(tmp_path):
-    from margin_retrieval.training.teacher import scores_from_file
+    from margin_retrieval.data.teacher_scores import scores_from_file
 
     path = tmp_path / "scores.tsv"
     path.write_text("3.5\t-1.0\tq1\tp1\tn1\n9.0\t8.0\tq9\tp9\tn9\n2.0\t0.5\tq2\tp2\tn2\n")

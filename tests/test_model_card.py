@@ -15,7 +15,7 @@ from tests.test_training import config, tiny_data
 from tests.tiny_bert import make_tiny_bert
 
 TEXTS = ["cell protein gene", "virus infection", "the heart and blood pressure of patients", "sleep"]
-TRAINING = {"batch_size": 3, "learning_rate": 1e-3, "seed": 0, "max_doc_length": 12}
+TRAINING = {"batch_size": 3, "learning_rate": 1e-3, "seed": 0, "max_doc_length": 12, "optimizer": "adamw"}
 TRAIN_DATA = {"dataset": "beir/scifact/train", "negatives": {"source": "bm25"}}
 
 
@@ -33,7 +33,8 @@ def trained_model(tmp_path_factory):
     card = trained_card(run=run, base_name="tiny", base_source=str(root / "bert"), pooling="mean", similarity="cosine",
                         training=TRAINING,
                         train_data=TRAIN_DATA, summary=summary, steps_done=trainer.state["step"],
-                        steps_planned=trainer.steps, triples=len(tiny_data().triples))
+                        steps_planned=trainer.steps, triples=len(tiny_data().triples),
+                        optimizer=type(trainer.optimizer).__name__)
     trainer.export(root / "model", root / "train_log.jsonl", card=card)
     return root / "model", summary
 
@@ -48,7 +49,7 @@ def test_trained_model_card_has_front_matter_and_the_training_facts(trained_mode
     assert "objective-adaptive" in meta["tags"]
     for fact in ("Pooling: mean", "cosine", "`adaptive`", "fraction 0.5", "Seed 0", "6 of 6 planned steps",
                  f"{summary['best_value']:.4f} at step {summary['best_step']}", "SentenceTransformer(", "AutoModel",
-                 "CC BY-NC 2.0"):
+                 "CC BY-NC 2.0", "Optimizer: AdamW (training.optimizer adamw)"):
         assert fact in text, fact
 
 
@@ -59,6 +60,18 @@ def test_trained_model_loads_in_sentence_transformers_with_our_embeddings(traine
     theirs = sentence_transformers.SentenceTransformer(str(model_dir), device="cpu").encode(TEXTS, batch_size=2)
     assert theirs.shape == ours.shape
     np.testing.assert_allclose(theirs, ours, atol=1e-5)
+
+
+def test_margin_mse_on_scored_pairs_names_them_as_its_negatives():
+    common = dict(base_name="tiny", base_source="tiny", pooling="cls", similarity="dot", training=TRAINING,
+                  summary={}, steps_done=1, steps_planned=1, triples=5, optimizer="AdamW8bit")
+    run = {"model": "tiny", "objective": "margin_mse", "in_batch": "false", "tau": None, "fraction": 1.0,
+           "negatives": "docpairs"}
+    scored = {"dataset": "msmarco-passage/train", "teacher_scores_file": "scores.tsv", "teacher_pairs": "scored"}
+    text = trained_card(run=run, train_data=scored, **common)
+    assert "negatives from the pairs that the published teacher scores cover (scores.tsv)" in text
+    assert "Optimizer: AdamW8bit" in text
+    assert "negatives from docpairs" in trained_card(run={**run, "objective": "adaptive"}, train_data=scored, **common)
 
 
 def test_prepared_base_model_has_a_card(tmp_path):

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import os
 import random
+import signal
 import subprocess
 import sys
 import textwrap
 import time
+import types
 from pathlib import Path
 
 import numpy as np
@@ -79,6 +82,7 @@ def test_every_objective_trains_and_logs(base_model, tmp_path, objective, in_bat
     summary = trainer.fit()
     assert any(not torch.equal(before[k], v) for k, v in trainer.encoder.model.state_dict().items())
     events = read_log(trainer.log_path)
+    assert events[0]["event"] == "start" and events[0]["optimizer"] == "AdamW"  # the class that ran
     train_events = [e for e in events if e["event"] == "train"]
     assert [e["step"] for e in train_events] == list(range(1, total_steps(8, trainer.config) + 1))
     assert [e["triples_seen"] for e in train_events][:3] == [3, 6, 8]
@@ -134,6 +138,50 @@ def test_non_finite_loss_names_the_step(base_model, tmp_path):
         trainer.fit()
 
 
+def test_a_non_finite_loss_is_an_error_only_without_loss_scaling():
+    from margin_retrieval.training.scaling import check_loss, grad_scaler
+
+    nan = torch.tensor(float("nan"))
+    for precision in ("fp32", "bf16", "fp16"):  # on the CPU no precision scales the loss
+        with pytest.raises(FloatingPointError, match="non-finite loss nan at step 4"):
+            check_loss(nan, 4, grad_scaler(torch.device("cpu"), precision))
+    check_loss(torch.tensor(1.0), 4, grad_scaler(torch.device("cpu"), "fp32"))
+    assert not grad_scaler(torch.device("cpu"), "fp16").is_enabled()
+    check_loss(nan, 4, torch.amp.GradScaler("cpu", enabled=True))  # a scaler skips the step instead
+
+
+def test_scaled_step_reports_the_step_the_scaler_skipped():
+    from margin_retrieval.training.scaling import scaled_step
+
+    model = torch.nn.Linear(3, 1)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.1)
+    scaler = torch.amp.GradScaler("cpu", enabled=True)
+    before = model.weight.detach().clone()
+    assert scaled_step(model(torch.ones(2, 3)).sum() * float("nan"), optimizer, scaler)
+    assert torch.equal(model.weight, before)  # skipped: the NaN gradients never reached the weights
+    assert not scaled_step(model(torch.ones(2, 3)).sum(), optimizer, scaler)
+    assert not torch.equal(model.weight, before)
+
+
+def test_fp16_loss_scaling_skips_and_counts_non_finite_steps(base_model, tmp_path, monkeypatch):
+    """The GradScaler is CUDA-only in training; a CPU one exercises the same skip-and-count path."""
+    import margin_retrieval.training.trainer as training
+
+    monkeypatch.setattr(training, "grad_scaler", lambda device, precision: torch.amp.GradScaler("cpu", enabled=True))
+    data = tiny_data(teacher=True)
+    poisoned = data.triples[5]
+    data.teacher_scores[poisoned] = (float("nan"), 0.0)  # every batch holding this triple has a NaN loss
+    trainer = Trainer(base_model, data, config(objective="margin_mse"), tmp_path / "work")
+    summary = trainer.fit()
+    expected = sum(poisoned in [data.triples[i] for i in trainer.batches(step)] for step in range(trainer.steps))
+    events = read_log(trainer.log_path)
+    train_events = [e for e in events if e["event"] == "train"]
+    assert expected == 2 and len(train_events) == trainer.steps  # one batch per epoch; the run went on
+    assert sum(not math.isfinite(e["loss"]) for e in train_events) == expected
+    assert train_events[-1]["skipped_steps"] == summary["skipped_steps"] == events[-1]["skipped_steps"] == expected
+    assert all(math.isfinite(v.float().sum()) for v in trainer.encoder.model.state_dict().values())
+
+
 def test_gpu_resource_without_cuda_fails_at_once():
     if torch.cuda.is_available():
         pytest.skip("CUDA present")
@@ -166,10 +214,12 @@ def test_margin_mse_without_teacher_scores_is_an_error(base_model, tmp_path):
 
 
 RESUME_CONFIG = dict(max_epochs=4, checkpoint_every=3, validate_every=2)  # 12 steps, 6 validations, 4 checkpoints
+INTERRUPT_CONFIG = dict(max_epochs=4, checkpoint_every=100, validate_every=2)  # checkpoints: step 0 and the signal's
 RESUME_SCRIPT = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from tests.test_training import RESUME_CONFIG, tiny_data, config
+    import tests.test_training as settings
+    from tests.test_training import tiny_data, config
     from margin_retrieval.training.trainer import Trainer
     import margin_retrieval.training.trainer as training
     original = training.Trainer._train_step
@@ -181,7 +231,7 @@ RESUME_SCRIPT = textwrap.dedent("""
     torch.set_num_threads(1)  # as the test process (one_thread): float sums depend on the thread count
     batching = sys.argv[3]
     trainer = Trainer(Path(sys.argv[1]), tiny_data(clustered=batching == "clustered"),
-                      config(batching=batching, **RESUME_CONFIG), Path(sys.argv[2]))
+                      config(batching=batching, **getattr(settings, sys.argv[4])), Path(sys.argv[2]))
     trainer.fit()
 """)
 
@@ -216,6 +266,18 @@ def assert_same_outcome(got: dict, expected: dict, context: str) -> None:
             assert torch.equal(got[weights][name], value), f"{context}: {weights} weight {name} differs"
 
 
+def wait_for_step(process: subprocess.Popen, log: Path, step: int) -> int:
+    """Wait until the job's log shows ``step`` (or the job ended); returns the last step logged."""
+    deadline, seen = time.time() + 600, 0  # generous: a loaded CI machine starts the job slowly
+    while time.time() < deadline and process.poll() is None and seen < step:
+        try:
+            seen = max([e["step"] for e in read_log(log) if e["event"] == "train"], default=0) if log.exists() else 0
+        except json.JSONDecodeError:  # a line being written right now
+            pass
+        time.sleep(0.05)
+    return seen
+
+
 def test_same_seed_gives_identical_results_and_another_seed_does_not(base_model, tmp_path, one_thread):
     results = []
     for run, seed in enumerate((0, 0, 1)):
@@ -235,16 +297,9 @@ def test_killed_job_resumes_from_its_checkpoint_and_matches_an_uninterrupted_run
     steps = total_steps(8, reference_trainer.config)
     kill_at = random.randint(2, steps - 2)  # a random step, reported on failure
     work = tmp_path / "work"
-    process = subprocess.Popen([sys.executable, "-c", RESUME_SCRIPT, str(base_model), str(work), batching],
-                               cwd=REPO)
-    deadline, seen = time.time() + 600, 0  # generous: a loaded CI machine starts the job slowly
-    while time.time() < deadline and process.poll() is None and seen < kill_at:
-        log = work / "train_log.jsonl"
-        try:
-            seen = max([e["step"] for e in read_log(log) if e["event"] == "train"], default=0) if log.exists() else 0
-        except json.JSONDecodeError:  # a line being written right now
-            pass
-        time.sleep(0.05)
+    process = subprocess.Popen([sys.executable, "-c", RESUME_SCRIPT, str(base_model), str(work), batching,
+                                "RESUME_CONFIG"], cwd=REPO)
+    seen = wait_for_step(process, work / "train_log.jsonl", kill_at)
     process.kill()  # SIGKILL, as kill -9
     process.wait()
     assert process.returncode == -9, f"the job was not killed at step {kill_at} (exit {process.returncode})"
@@ -260,6 +315,36 @@ def test_killed_job_resumes_from_its_checkpoint_and_matches_an_uninterrupted_run
     assert resume_event["from_step"] in checkpoint_steps and resume_event["from_step"] <= seen + 1
     assert [e["step"] for e in events if e["event"] == "train"] == list(range(1, steps + 1))
     assert_same_outcome(resumed, reference, f"killed at step {kill_at}")
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGUSR1, signal.SIGTERM], ids=lambda s: s.name)
+def test_stop_signal_checkpoints_the_current_step_and_the_resumed_run_matches_an_uninterrupted_one(
+        base_model, tmp_path, one_thread, stop_signal):
+    reference_trainer = Trainer(base_model, tiny_data(), config(**INTERRUPT_CONFIG), tmp_path / "reference")
+    reference = outcome(reference_trainer, reference_trainer.fit(), tmp_path / "reference_out")
+    steps = total_steps(8, reference_trainer.config)
+    signal_at = random.randint(2, steps - 3)  # a random step, reported on failure; the job ends before its last
+    work = tmp_path / "work"
+    process = subprocess.Popen([sys.executable, "-c", RESUME_SCRIPT, str(base_model), str(work), "random",
+                                "INTERRUPT_CONFIG"], cwd=REPO, stderr=subprocess.PIPE, text=True)
+    wait_for_step(process, work / "train_log.jsonl", signal_at)
+    process.send_signal(stop_signal)
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 1, f"signal at step {signal_at}: exit {process.returncode}\n{stderr[-2000:]}"
+    assert "TrainingInterrupted" in stderr
+    interrupted = [e for e in read_log(work / "train_log.jsonl") if e["event"] == "interrupted"]
+    assert [e["signal"] for e in interrupted] == [stop_signal.name]
+    stopped_at = interrupted[0]["step"]
+    assert signal_at <= stopped_at < steps
+    assert torch.load(work / "checkpoint.pt", weights_only=False)["state"]["step"] == stopped_at  # not step 0's
+    handlers = signal.getsignal(signal.SIGUSR1), signal.getsignal(signal.SIGTERM)
+    resumed_trainer = Trainer(base_model, tiny_data(), config(**INTERRUPT_CONFIG), work)
+    resumed = outcome(resumed_trainer, resumed_trainer.fit(), tmp_path / "resumed_out")
+    assert (signal.getsignal(signal.SIGUSR1), signal.getsignal(signal.SIGTERM)) == handlers  # restored after fit
+    events = read_log(tmp_path / "resumed_out" / "train_log.jsonl")
+    assert next(e for e in events if e["event"] == "resumed")["from_step"] == stopped_at
+    assert [e["step"] for e in events if e["event"] == "train"] == list(range(1, steps + 1))
+    assert_same_outcome(resumed, reference, f"{stop_signal.name} at step {stopped_at}")
 
 
 GPU_JOB_SCRIPT = textwrap.dedent("""
@@ -375,3 +460,27 @@ def test_fused_adamw_steps_like_the_default_per_parameter_loop(base_model):
         loop.step()
     for (name, a), b in zip(fused_model.named_parameters(), loop_model.parameters()):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-6, msg=name)
+
+
+def test_adamw8bit_on_cuda_needs_bitsandbytes_and_names_it(monkeypatch):
+    from margin_retrieval.config import Optimizer
+    from margin_retrieval.training.optim import optimizer_class
+
+    monkeypatch.setitem(sys.modules, "bitsandbytes", None)  # not installed: importing it raises ImportError
+    with pytest.raises(ImportError, match=r"adamw8bit needs the package bitsandbytes .* pip install bitsandbytes=="):
+        optimizer_class(Optimizer.ADAMW8BIT, torch.device("cuda"))
+    adamw8bit = type("AdamW8bit", (), {})
+    monkeypatch.setitem(sys.modules, "bitsandbytes", types.SimpleNamespace(optim=types.SimpleNamespace(
+        AdamW8bit=adamw8bit)))
+    assert optimizer_class(Optimizer.ADAMW8BIT, torch.device("cuda")) == (adamw8bit, {})
+    assert optimizer_class(Optimizer.ADAMW, torch.device("cuda")) == (torch.optim.AdamW, {"fused": True})
+
+
+def test_adamw8bit_on_the_cpu_trains_with_adamw_and_warns(base_model, caplog):
+    from margin_retrieval.training.optim import build_optimizer
+
+    model = Encoder.load(base_model).model
+    with caplog.at_level(logging.WARNING, logger="margin_retrieval.training.optim"):
+        optimizer, _ = build_optimizer(model, config(optimizer="adamw8bit"), torch.device("cpu"))
+    assert type(optimizer) is torch.optim.AdamW
+    assert [r.levelname for r in caplog.records] == ["WARNING"] and "needs CUDA" in caplog.records[0].message

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import subprocess
+import sys
+import textwrap
 from collections import namedtuple
 from pathlib import Path
 
@@ -13,12 +17,15 @@ import pytest
 from margin_retrieval.config import FirstStage, TrainDataSettings
 from margin_retrieval.data import collections, training_data
 from margin_retrieval.data import triples
+from margin_retrieval.data.teacher_scores import MissingTeacherScores
 from margin_retrieval.data.training_data import Embeddings
 from margin_retrieval.errors import ConfigError
 from margin_retrieval.experiments import fraction_size
 from margin_retrieval.io import save_embeddings
 from tests.configs import settings
 from tests.tiny_collection import write_collection
+
+REPO = Path(__file__).resolve().parents[1]
 
 QRELS = {
     "q1": {"a": 1, "b": 2, "c": 0},
@@ -324,3 +331,117 @@ def test_docpairs_mode_max_queries_and_held_out_validation(tmp_path, monkeypatch
     assert {r["qid"] for r in candidates} == set(splits["validation"]) and len(candidates) <= 3
     held_out = splits["validation"][0]
     assert f"p{held_out}" in {r["doc_id"] for r in candidates}  # BM25 finds the passage that names the query
+
+
+# --- published teacher scores: Margin-MSE on the scored pairs, and the coverage check ---------------------------------
+
+SCORES = [  # score_pos score_neg qid pos_id neg_id, queries interleaved as in a shuffled file
+    ("1.0", "0.5", "a", "pa", "sa0"), ("2.0", "1.0", "b", "pb", "sb0"), ("1.5", "0.2", "a", "pa", "sa1"),
+    ("0.1", "0.0", "f", "pf", "sf0"), ("0.3", "0.1", "a", "pa", "sa2"), ("0.4", "0.2", "a", "pa", "sa3"),
+]
+
+
+def write_scores(path: Path, lines) -> Path:
+    path.write_text("".join("\t".join(line) + "\n" for line in lines))
+    return path
+
+
+def triples_in(path: Path) -> list[tuple[str, str, str]]:
+    return [(r["qid"], r["pos_id"], r["neg_id"]) for r in read_tsv(path)]
+
+
+def test_scored_pairs_are_grouped_per_query_without_dropping_and_share_the_split(tmp_path, monkeypatch):
+    monkeypatch.setattr(collections, "load_id", lambda dataset_id: VALID)
+    config = {"seed": 0, "docpairs": {"per_query": 3, "drop_incomplete": True},
+              "validation": {"dataset": "fake/trec-dl", "depth": 2}}
+    scores = write_scores(tmp_path / "scores.tsv", SCORES)
+    plain = training_data.make_docpairs_data(TRAIN, settings_of(config), _outputs(tmp_path / "plain"))
+    out = {**_outputs(tmp_path), "scored_triples": tmp_path / "scored.tsv", "scored_stats": tmp_path / "scored.json"}
+    stats = training_data.make_docpairs_data(TRAIN, settings_of(config), out, scored_pairs=scores)
+    splits = json.loads(out["splits"].read_text())
+    # f has one docpair (< 3: no docpairs triple) but a scored pair: the split holds the queries of both
+    assert sorted(splits["train_order"]) == ["a", "b", "c", "d", "e", "f"]
+    scored = triples_in(out["scored_triples"])
+    expected = {"a": [("a", "pa", f"sa{i}") for i in range(3)],  # the first 3 in file order: sa3 is the 4th
+                "b": [("b", "pb", "sb0")], "f": [("f", "pf", "sf0")]}  # fewer than per_query: kept
+    assert scored == [t for q in splits["train_order"] for t in expected.get(q, [])]
+    docpairs = triples_in(out["triples"])
+    assert sorted(docpairs) == sorted(triples_in(tmp_path / "plain" / "triples.tsv"))  # the same docpairs triples
+    assert [r[0] for r in docpairs] == [q for q in splits["train_order"] if q != "f" for _ in range(3)]
+    scored_stats = json.loads(out["scored_stats"].read_text())
+    assert (scored_stats["triples"], scored_stats["train_queries_with_triples"]) == (5, 3)
+    assert scored_stats["teacher_scores_file"] == str(scores)
+    assert stats["triples"] == plain["triples"] == 15
+
+
+def test_scored_pairs_of_held_out_validation_queries_are_not_trained_on(tmp_path, monkeypatch):
+    monkeypatch.setenv("IR_DATASETS_HOME", str(tmp_path / "home"))
+    config = {"seed": 3, "validation_queries": 2, "docpairs": {"per_query": 3, "drop_incomplete": True},
+              "validation": {"candidates": "bm25", "depth": 3}}
+    out = {**_outputs(tmp_path), "scored_triples": tmp_path / "scored.tsv", "scored_stats": tmp_path / "scored.json"}
+    training_data.make_docpairs_data(TRAIN, settings_of(config), out,
+                                     scored_pairs=write_scores(tmp_path / "scores.tsv", SCORES))
+    splits = json.loads(out["splits"].read_text())
+    assert sorted(splits["validation"] + splits["train_order"]) == ["a", "b", "c", "d", "e", "f"]
+    scored_queries = {r["qid"] for r in read_tsv(out["scored_triples"])}
+    assert scored_queries == {"a", "b", "f"} - set(splits["validation"])
+
+
+def test_mined_triples_without_a_teacher_score_stop_the_job_before_writing(tiny_dataset, tmp_path):
+    config = train_data(**TRAIN_DATA)
+    _, _, out = mine(tiny_dataset, config, tmp_path / "first")
+    rows = triples_in(out["triples"])
+    complete = write_scores(tmp_path / "complete.tsv", [("1", "0", *t) for t in rows])
+    partial = write_scores(tmp_path / "partial.tsv", [("1", "0", *t) for t in rows[1:]])
+    paths = {"triples": tmp_path / "check" / "triples.tsv", "stats": tmp_path / "check" / "stats.json"}
+    with pytest.raises(MissingTeacherScores) as error:
+        training_data.make_mined_triples(tiny_dataset, config, FirstStage.BM25, out["splits"], paths,
+                                         teacher_scores_file=str(partial))
+    message = str(error.value)
+    assert "\n" not in message and str(partial) in message and f"1 of {len(rows)} training triples" in message
+    assert f"e.g. qid {rows[0][0]} pos_id {rows[0][1]} neg_id {rows[0][2]}" in message
+    assert not paths["triples"].exists()  # no triples: no job downstream (and no training) starts
+    training_data.make_mined_triples(tiny_dataset, config, FirstStage.BM25, out["splits"], paths,
+                                     teacher_scores_file=str(complete))
+    assert read_tsv(paths["triples"]) == read_tsv(out["triples"])
+
+
+DOCPAIRS_JOB = textwrap.dedent("""
+    import runpy, sys, types
+    from snakemake.iocontainers import Namedlist
+    from margin_retrieval.data import collections
+    from tests.test_triples import TRAIN, VALID, settings_of
+
+    collections.load = lambda spec, name: TRAIN
+    collections.load_id = lambda dataset_id: VALID
+    collections.configure_home = lambda home: None
+
+    def named(**paths):
+        files = Namedlist(list(paths.values()))
+        for index, name in enumerate(paths):
+            files._set_name(name, index)
+        return files
+
+    out, scores = sys.argv[2], sys.argv[3]
+    settings = settings_of({"seed": 0, "docpairs": {"per_query": 3}, "validation": {"dataset": "fake", "depth": 2},
+                            "teacher_scores_file": scores, "teacher_pairs": "scored"})
+    snakemake = types.SimpleNamespace(
+        log=[f"{out}/job.log"], params=types.SimpleNamespace(spec={}, name="train", settings=settings, home=None),
+        input=named(manifest="manifest.json", scored_pairs=scores),
+        output=named(**{key: f"{out}/{key}" for key in ("splits", "candidates", "triples", "stats", "scored_triples",
+                                                         "scored_stats")}))
+    runpy.run_path(sys.argv[1], init_globals={"snakemake": snakemake})
+""")
+
+
+def test_docpairs_job_writes_the_scored_pairs_of_its_input(tmp_path):
+    """The job script as Snakemake runs it (its input and output are named lists): the scored pairs reach the
+    outputs that only scored mode declares."""
+    scores = write_scores(tmp_path / "scores.tsv", SCORES)
+    result = subprocess.run([sys.executable, "-c", DOCPAIRS_JOB, str(REPO / "workflow_scripts/training_docpairs.py"),
+                             str(tmp_path), str(scores)], cwd=REPO, capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert result.returncode == 0, (tmp_path / "job.log").read_text()[-3000:] + result.stderr[-2000:]
+    assert sorted(triples_in(tmp_path / "scored_triples")) == sorted(
+        [("a", "pa", f"sa{i}") for i in range(3)] + [("b", "pb", "sb0"), ("f", "pf", "sf0")])
+    assert json.loads((tmp_path / "scored_stats").read_text())["triples"] == 5

@@ -11,7 +11,8 @@ import torch
 from margin_retrieval.data import collections
 from margin_retrieval.models.encoders import Encoder
 from margin_retrieval.io import read_tsv, write_tsv
-from margin_retrieval.training.teacher import HEADER, score_triples, scores_from_file
+from margin_retrieval.data.teacher_scores import scores_from_file
+from margin_retrieval.training.teacher import HEADER, score_triples
 from margin_retrieval.models.device import resolve_device
 from margin_retrieval.models.precision import resolve
 

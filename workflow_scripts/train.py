@@ -15,10 +15,13 @@ from margin_retrieval.models.device import resolve_device
 from margin_retrieval.models.precision import resolve
 from margin_retrieval.training.config import TrainConfig
 from margin_retrieval.training.data import load_training_data
+from margin_retrieval.training.interrupt import TrainingInterrupted
+from margin_retrieval.training.optim import optimizer_class
 from margin_retrieval.training.trainer import Trainer
 
 gpu_requested = snakemake.resources.get("gpu", 0) > 0
 device = resolve_device(snakemake.params.training.device, gpu_requested)  # no CUDA: fail before loading any data
+optimizer_class(snakemake.params.training.optimizer, device)  # adamw8bit on CUDA without bitsandbytes: likewise
 # `auto` becomes the precision this job computes in, so the checkpoint, the log and the model card name it.
 training = snakemake.params.training
 training = replace(training, precision=resolve(training.precision, device, snakemake.input.get("precision")))
@@ -35,10 +38,14 @@ data = load_training_data(
 )
 trainer = Trainer(Path(snakemake.input.base_model), data, TrainConfig.from_config(training, run),
                   Path(snakemake.params.work_dir), gpu_requested=gpu_requested)
-summary = trainer.fit()
+try:
+    summary = trainer.fit()
+except TrainingInterrupted as interrupted:  # a non-zero exit: Snakemake's retries (or SLURM's requeue) resume it
+    raise SystemExit(f"training interrupted by {interrupted}") from None
 base = snakemake.config["models"][run["model"]]
 card = trained_card(run=run, base_name=run["model"], base_source=base["source"], pooling=base["pooling"],
                     similarity=trainer.encoder.similarity, training=asdict(training),
                     train_data=snakemake.config["train_data"], summary=summary,
-                    steps_done=trainer.state["step"], steps_planned=trainer.steps, triples=len(data.triples))
+                    steps_done=trainer.state["step"], steps_planned=trainer.steps, triples=len(data.triples),
+                    optimizer=type(trainer.optimizer).__name__)
 trainer.export(Path(snakemake.output.model), Path(snakemake.output.log), card=card)

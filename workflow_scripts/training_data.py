@@ -11,4 +11,4 @@ p = snakemake.params
 collections.configure_home(p.home)
 make_mined_triples(collections.load(dict(p.spec), p.name), p.settings, p.source, snakemake.input.splits,
                    {key: getattr(snakemake.output, key) for key in ("triples", "stats")},
-                   Embeddings.from_job_input(snakemake.input))
+                   Embeddings.from_job_input(snakemake.input), teacher_scores_file=p.teacher_scores_file)

@@ -8,6 +8,7 @@ docpairs are the only source, and the split needs their queries, so one job writ
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from margin_retrieval.data.triples import (Rankings, bm25_rankings, candidate_re
                                            docpair_triples, ordered_unique, positives, sample_negatives,
                                            seeded_order, split_queries, validation_candidates)
 from margin_retrieval.io import load_embeddings, read_json, write_json, write_tsv
+from margin_retrieval.data.teacher_scores import ScoredPairs, scores_from_file
 
 log = logging.getLogger(__name__)
 
@@ -135,8 +137,11 @@ def make_split(dataset, settings: TrainDataSettings, outputs: dict[str, str | Pa
 
 
 def make_mined_triples(dataset, settings: TrainDataSettings, source: FirstStage, splits_path: str | Path,
-                       outputs: dict[str, str | Path], embeddings: Embeddings = Embeddings()) -> dict:
-    """Mining mode, one negative source: (qid, pos, neg) triples of the split's train order, and their stats."""
+                       outputs: dict[str, str | Path], embeddings: Embeddings = Embeddings(),
+                       teacher_scores_file: str | None = None) -> dict:
+    """Mining mode, one negative source: (qid, pos, neg) triples of the split's train order, and their stats.
+    ``teacher_scores_file``: the published scores that Margin-MSE runs on these triples read; every triple must have
+    one, checked before anything is written, so that a missing score stops the workflow before any training."""
     start = time.perf_counter()
     train_order = read_json(splits_path)["train_order"]
     query_text, qrels = collections.queries(dataset), collections.qrels(dataset)
@@ -146,6 +151,8 @@ def make_mined_triples(dataset, settings: TrainDataSettings, source: FirstStage,
     rankings = first_stage(source, dataset, query_text, set(train_order), negatives.depth + extra, embeddings)
     rows, stats = sample_negatives(train_order, qrels, rankings, negatives.depth, negatives.per_positive,
                                    settings.seed)
+    if teacher_scores_file:
+        scores_from_file(teacher_scores_file, rows)  # raises MissingTeacherScores, naming the file and a triple
     _write_triples(outputs["triples"], rows)
     stats |= {"mode": "mining", "negatives_source": source.value, "negatives_depth": negatives.depth,
               "per_positive": negatives.per_positive, **_coverage(rows, train_order)}
@@ -153,20 +160,43 @@ def make_mined_triples(dataset, settings: TrainDataSettings, source: FirstStage,
 
 
 def make_docpairs_data(dataset, settings: TrainDataSettings, outputs: dict[str, str | Path],
-                       embeddings: Embeddings = Embeddings()) -> dict:
-    """Docpairs mode: the dataset's grouped docpairs split by query; writes split, candidates, triples, stats."""
+                       embeddings: Embeddings = Embeddings(), scored_pairs: str | Path | None = None) -> dict:
+    """Docpairs mode: the dataset's grouped docpairs split by query; writes split, candidates, triples, stats.
+
+    ``scored_pairs`` (a published scores file, for ``train_data.teacher_pairs: scored``): also the Margin-MSE runs'
+    triples and their stats (outputs ``scored_triples``, ``scored_stats``): the file's pairs, at most ``per_query``
+    per query in file order. Queries with fewer are kept: the published MS MARCO scores cover triples-small, a 10%
+    sample of qidpidtriples (39.8M of 397.8M pairs), so most queries have far fewer than the 128 that docpairs keep.
+    The split is then made over the queries of both, so that a data fraction (a prefix of the one seeded query
+    order) takes the same share of each.
+    """
     start = time.perf_counter()
     docpairs = settings.docpairs
     rows = docpair_triples(_Docpairs(dataset), docpairs.per_query, docpairs.drop_incomplete, docpairs.max_queries)
+    scored = (docpair_triples(ScoredPairs(scored_pairs), docpairs.per_query, drop_incomplete=False,
+                              max_queries=docpairs.max_queries) if scored_pairs else [])
     query_text, qrels = collections.queries(dataset), collections.qrels(dataset)
-    split = split_training_queries(ordered_unique(q for q, _, _ in rows), settings, query_text, qrels)
+    split = split_training_queries(ordered_unique(q for q, _, _ in itertools.chain(rows, scored)), settings,
+                                   query_text, qrels)
     rank_of = {q: i for i, q in enumerate(split.train_order)}  # validation queries are not in it: never trained on
-    rows = sorted((t for t in rows if t[0] in rank_of), key=lambda t: rank_of[t[0]])  # stable: file order
     stats = write_split(split, rerank_candidates(split, settings, dataset, query_text, embeddings), settings, outputs)
+    rows = _in_train_order(rows, rank_of)
     _write_triples(outputs["triples"], rows)
+    if scored_pairs:
+        scored = _in_train_order(scored, rank_of)
+        _write_triples(outputs["scored_triples"], scored)
+        _write_stats(outputs["scored_stats"], {
+            "mode": "docpairs", "negatives_source": "teacher_scores_file", "teacher_scores_file": str(scored_pairs),
+            "triples": len(scored), "docpairs_per_query": docpairs.per_query,
+            **_coverage(scored, split.train_order)}, start)
     stats |= {"mode": "docpairs", "negatives_source": "docpairs", "triples": len(rows),
               "docpairs_per_query": docpairs.per_query, **_coverage(rows, split.train_order)}
     return _write_stats(outputs["stats"], stats, start)
+
+
+def _in_train_order(rows: list[tuple[str, str, str]], rank_of: dict[str, int]) -> list[tuple[str, str, str]]:
+    """The rows of training queries, by the query's place in the train order (stable: file order within a query)."""
+    return sorted((t for t in rows if t[0] in rank_of), key=lambda t: rank_of[t[0]])
 
 
 class _Docpairs:

@@ -103,8 +103,10 @@ With this workflow: `margin_retrieval.models.encoders.Encoder.load("PATH").encod
 
 
 def trained_card(*, run: dict, base_name: str, base_source: str, pooling: str, similarity: str, training: dict,
-                 train_data: dict, summary: dict, steps_done: int, steps_planned: int, triples: int) -> str:
-    """The card of a trained model; ``run`` is one row of the experiment grid (``run_description``)."""
+                 train_data: dict, summary: dict, steps_done: int, steps_planned: int, triples: int,
+                 optimizer: str) -> str:
+    """The card of a trained model; ``run`` is one row of the experiment grid (``run_description``), ``optimizer``
+    the class name of the optimizer that trained it."""
     base = base_model_of(base_source)
     dataset_id, licence, licence_words = dataset_terms(train_data.get("dataset"))
     front = _front_matter({
@@ -115,6 +117,9 @@ def trained_card(*, run: dict, base_name: str, base_source: str, pooling: str, s
         "base_model": base, "datasets": [dataset_id] if dataset_id else [], "license": licence,
     })
     tau = f", τ = {run['tau']}" if run.get("tau") is not None else ""
+    negatives = run.get("negatives") or train_data.get("negatives", {}).get("source", "?")
+    if run["objective"] == "margin_mse" and train_data.get("teacher_pairs") == "scored":
+        negatives = f"the pairs that the published teacher scores cover ({train_data.get('teacher_scores_file')})"
     best = summary.get("best_value")
     settings = {key: training.get(key) for key in ("batch_size", "learning_rate", "weight_decay", "lr_gamma",
                                                     "warmup_steps", "max_epochs", "max_steps", "max_query_length",
@@ -131,13 +136,13 @@ def trained_card(*, run: dict, base_name: str, base_source: str, pooling: str, s
         f"{OBJECTIVES.get(run['objective'], run['objective'])}",
         "", "## Training", "",
         f"- Training data: `{train_data.get('dataset') or 'local files'}`, fraction {run['fraction']} of the "
-        f"training queries (nested prefixes), {triples:,} triples; negatives from "
-        f"{run.get('negatives') or train_data.get('negatives', {}).get('source', '?')}",
+        f"training queries (nested prefixes), {triples:,} triples; negatives from {negatives}",
         f"- Seed {run.get('seed', training.get('seed'))}; {steps_done:,} of {steps_planned:,} planned steps "
         f"(stopped: {summary.get('stopped_reason')})",
         f"- Best validation nDCG@10 (held-out training queries, never test queries): "
         f"{'n/a' if best is None else f'{best:.4f}'} at step {summary.get('best_step')}; this checkpoint is the model"
         + (" (step 0: training never beat the untrained base model)" if summary.get("best_step") == 0 else ""),
+        f"- Optimizer: {optimizer} (training.optimizer {training.get('optimizer', '?')})",
         "- Settings: " + ", ".join(f"{key} {value}" for key, value in settings.items() if value is not None),
         f"- Licence of the training data: {licence_words}", "",
         _usage(pooling, int(training.get("max_doc_length") or 128)),

@@ -11,6 +11,7 @@ Two batchings (``TrainConfig.batching``):
 
 from __future__ import annotations
 
+import abc
 import math
 from typing import Callable, Sequence
 
@@ -37,13 +38,18 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return seed if epoch == 0 else int(np.random.SeedSequence((seed, epoch)).generate_state(1)[0])
 
 
+def epoch_order(n_triples: int, seed: int, epoch: int) -> np.ndarray:
+    """The seeded permutation of one epoch's triples. Kept as int32 while indices fit: an MS MARCO epoch of tens of
+    millions of triples then holds half the memory of torch's int64 permutation."""
+    generator = torch.Generator().manual_seed(epoch_seed(seed, epoch))
+    order = torch.randperm(n_triples, generator=generator).numpy()
+    return order.astype(np.int32) if n_triples < 2**31 else order
+
+
 def batch_indices(n_triples: int, config: TrainConfig, step: int) -> list[int]:
-    """The triples of a global step: each epoch is a seeded permutation, so a resumed job sees the same batches."""
-    per_epoch = math.ceil(n_triples / config.batch_size)
-    epoch, position = divmod(step, per_epoch)
-    generator = torch.Generator().manual_seed(epoch_seed(config.seed, epoch))
-    order = torch.randperm(n_triples, generator=generator)
-    return order[position * config.batch_size : (position + 1) * config.batch_size].tolist()
+    """The triples of a global step under random batching. It draws the whole epoch's permutation: a training loop
+    keeps one ``RandomBatches`` instead, which draws it once per epoch."""
+    return RandomBatches(n_triples, config)(step)
 
 
 def clustered_epoch(clusters: Sequence[int], batch_size: int, seed: int, epoch: int) -> list[list[int]]:
@@ -74,29 +80,66 @@ def clustered_epoch(clusters: Sequence[int], batch_size: int, seed: int, epoch: 
     return [batches[i] for i in order] + partial
 
 
-class ClusteredBatches:
-    """``step -> triple indices`` for clustered batching; keeps the current epoch's batches (one epoch is rebuilt at a
-    time, not every step, because an MS MARCO epoch has millions of triples)."""
+class EpochBatches(abc.ABC):
+    """``step -> triple indices`` that keeps the current epoch's plan: an epoch is built once, when a step enters it,
+    so a step costs O(batch) even with tens of millions of triples. The plan is a pure function of seed and epoch, so
+    a plan built fresh at any step (a resumed job) gives the batches of one that walked there."""
 
-    def __init__(self, clusters: Sequence[int], config: TrainConfig):
-        self.clusters = list(clusters)
+    def __init__(self, n_triples: int, config: TrainConfig):
         self.config = config
-        self.per_epoch = math.ceil(len(self.clusters) / config.batch_size)
+        self.per_epoch = math.ceil(n_triples / config.batch_size)
         self._epoch: int | None = None
-        self._batches: list[list[int]] = []
+        self._plan = None
 
     def __call__(self, step: int) -> list[int]:
         epoch, position = divmod(step, self.per_epoch)
         if epoch != self._epoch:
-            self._batches = clustered_epoch(self.clusters, self.config.batch_size, self.config.seed, epoch)
+            self._plan = self.build(epoch)
             self._epoch = epoch
-        return list(self._batches[position])
+        return self.batch(self._plan, position)
+
+    @abc.abstractmethod
+    def build(self, epoch: int):
+        """The plan of one epoch."""
+
+    @abc.abstractmethod
+    def batch(self, plan, position: int) -> list[int]:
+        """The triple indices of the ``position``-th batch of an epoch's plan."""
+
+
+class RandomBatches(EpochBatches):
+    """Random batching: the epoch's seeded permutation (``epoch_order``) cut into batches."""
+
+    def __init__(self, n_triples: int, config: TrainConfig):
+        super().__init__(n_triples, config)
+        self.n_triples = n_triples
+
+    def build(self, epoch: int) -> np.ndarray:
+        return epoch_order(self.n_triples, self.config.seed, epoch)
+
+    def batch(self, plan: np.ndarray, position: int) -> list[int]:
+        size = self.config.batch_size
+        return plan[position * size : (position + 1) * size].tolist()
+
+
+class ClusteredBatches(EpochBatches):
+    """Clustered batching: the batches of ``clustered_epoch``."""
+
+    def __init__(self, clusters: Sequence[int], config: TrainConfig):
+        self.clusters = list(clusters)
+        super().__init__(len(self.clusters), config)
+
+    def build(self, epoch: int) -> list[list[int]]:
+        return clustered_epoch(self.clusters, self.config.batch_size, self.config.seed, epoch)
+
+    def batch(self, plan: list[list[int]], position: int) -> list[int]:
+        return list(plan[position])
 
 
 def batch_plan(n_triples: int, config: TrainConfig, clusters: Sequence[int] | None = None) -> BatchPlan:
     """The ``step -> triple indices`` function of ``config.batching``; clustered batching needs a cluster per triple."""
     if config.batching == Batching.RANDOM:
-        return lambda step: batch_indices(n_triples, config, step)
+        return RandomBatches(n_triples, config)
     if clusters is None or len(clusters) != n_triples:
         got = "none" if clusters is None else len(clusters)
         raise ValueError(f"clustered batching needs one cluster id per training triple ({n_triples}), got {got}")

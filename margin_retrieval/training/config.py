@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
-from margin_retrieval.config import Batching, ErrorFunction, InBatch, Objective, Similarity, TrainingSettings
+from margin_retrieval.config import (Batching, ErrorFunction, InBatch, Objective, Optimizer, Similarity,
+                                     TrainingSettings)
 
 # The grid columns a run sets; its seed and batching replace the section's defaults of those columns.
 RUN_KEYS = ("objective", "in_batch", "tau", "batching", "seed")
@@ -26,7 +27,8 @@ class TrainConfig(TrainingSettings):
     def __post_init__(self):
         # Typed fields hold their enums whatever the caller passed (a string from a test, a bool from YAML).
         for name, parse in (("objective", Objective), ("in_batch", InBatch.parse), ("batching", Batching),
-                            ("error", ErrorFunction), ("margin_mse_similarity", Similarity)):
+                            ("error", ErrorFunction), ("margin_mse_similarity", Similarity),
+                            ("optimizer", Optimizer)):
             object.__setattr__(self, name, parse(getattr(self, name)))
 
     @classmethod

@@ -1,4 +1,5 @@
-"""Teacher scores for Margin-MSE: the teacher bi-encoder's similarity of each triple's query to its two documents."""
+"""Teacher scores for Margin-MSE: the teacher bi-encoder's similarity of each triple's query to its two documents.
+Published scores read from a file are ``margin_retrieval.data.teacher_scores`` (no torch: the data jobs read them)."""
 
 from __future__ import annotations
 
@@ -49,37 +50,3 @@ def score_triples(encoder: Encoder, triples: Iterable[tuple[str, str, str]], que
     pos = np.einsum("ij,ij->i", queries, doc_emb[p_index].astype(np.float64))
     neg = np.einsum("ij,ij->i", queries, doc_emb[n_index].astype(np.float64))
     return [(q, p, n, float(sp), float(sn)) for (q, p, n), sp, sn in zip(triples, pos, neg)]
-
-
-def scores_from_file(path, triples: Iterable[tuple[str, str, str]]) -> list[tuple[str, str, str, float, float]]:
-    """Published teacher scores for our triples, e.g. Hofstaetter et al.'s ensemble scores for MS MARCO (Zenodo
-    4068216, the source of ``msmarco-passage/train/kd-docpairs``): lines ``score_pos score_neg qid pos_id neg_id``.
-
-    Streams the file once and keeps only the wanted triples; a triple without a score is an error, because
-    Margin-MSE without its target would silently train on a subset.
-    """
-    triples = [tuple(t) for t in triples]
-    wanted = set(triples)
-    found: dict[tuple[str, str, str], tuple[float, float]] = {}
-    with open(path) as handle:
-        for number, line in enumerate(handle, start=1):
-            key, scores = _score_line(path, number, line)
-            if key in wanted:
-                found[key] = scores
-    missing = [t for t in triples if t not in found]
-    if missing:
-        raise ValueError(f"{path} has no teacher score for {len(missing)} of {len(triples)} training triples, "
-                         f"e.g. {missing[:3]}")
-    return [(*t, *found[t]) for t in triples]
-
-
-def _score_line(path, number: int, line: str) -> tuple[tuple[str, str, str], tuple[float, float]]:
-    """One ``score_pos score_neg qid pos_id neg_id`` line; a malformed one names the file, the line and the shape."""
-    fields = line.split()
-    try:
-        if len(fields) == 5:
-            return (fields[2], fields[3], fields[4]), (float(fields[0]), float(fields[1]))
-    except ValueError:
-        pass
-    raise ValueError(f"{path}:{number}: expected 'score_pos score_neg qid pos_id neg_id' (5 whitespace-separated "
-                     f"columns, numeric scores), got {line[:80]!r}")

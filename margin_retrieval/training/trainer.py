@@ -4,8 +4,10 @@ What it guarantees, because the figures and the paper's claims are drawn from it
 - every step is logged (step, triples seen, wall-clock seconds, loss, learning rate, target statistics);
 - validation re-ranks fixed first-stage candidates of held-out training queries (never test queries), at step 0 and
   every ``validate_every`` steps; early stopping keeps the best checkpoint as the output model;
-- a killed job, rerun, resumes from its last checkpoint with the same data order and random state;
-- a non-finite loss stops the job with the step number in the message.
+- a killed job, rerun, resumes from its last checkpoint with the same data order and random state; a SIGUSR1 or
+  SIGTERM (SLURM's time limit) first writes a checkpoint at the end of the current step;
+- a non-finite loss stops the job with the step number in the message, except under fp16 loss scaling, where the
+  GradScaler skips the step and the log counts it (``skipped_steps``; ``margin_retrieval.training.scaling``).
 """
 
 from __future__ import annotations
@@ -32,9 +34,11 @@ from margin_retrieval.progress import Progress
 from margin_retrieval.training.batching import batch_plan, total_steps
 from margin_retrieval.training.config import TrainConfig
 from margin_retrieval.training.data import TrainingData
+from margin_retrieval.training.interrupt import StopSignals, TrainingInterrupted
 from margin_retrieval.training.losses import build_loss
 from margin_retrieval.training.optim import build_optimizer
 from margin_retrieval.training.positives import batch_positives
+from margin_retrieval.training.scaling import check_loss, grad_scaler, scaled_step
 from margin_retrieval.training.tokens import TokenCache
 from margin_retrieval.training.validation import validate
 
@@ -76,16 +80,13 @@ class Trainer:
         if self.loss.needs_teacher and data.teacher_scores is None:
             raise ValueError(f"objective {config.objective!r} needs teacher scores, none were given")
         self.optimizer, self.scheduler = build_optimizer(self.encoder.model, config, self.device)
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.device.type == "cuda" and self._fp16())
+        self.scaler = grad_scaler(self.device, config.precision)
         self.steps = total_steps(len(data.triples), config)
         self.batches = batch_plan(len(data.triples), config, data.clusters)
         self.state = {"step": 0, "seconds": 0.0, "best_value": -math.inf, "best_step": None, "bad_validations": 0,
-                      "log_lines": 0}
+                      "log_lines": 0, "skipped_steps": 0}
         # Progress lines of the job log; fit() restarts it at the resumed step (set here so a bare step works too).
         self._progress = Progress(self.steps, "train", unit="steps", logger=log)
-
-    def _fp16(self) -> bool:
-        return self.config.precision == "fp16" or self.config.precision == "auto"
 
     # -- paths -----------------------------------------------------------------------------------------------
     @property
@@ -191,13 +192,9 @@ class Trainer:
         if self.mask_positives:
             masks["positive_mask"] = batch_positives(batch, self.data.positives).to(self.device)
         output = self.loss(q.float(), p.float(), n.float(), **teacher, **masks)
-        if not torch.isfinite(output.loss):
-            raise FloatingPointError(f"non-finite loss {output.loss.item()} at step {self.state['step'] + 1}; "
-                                     "lower training.learning_rate or use training.precision: fp32")
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(output.loss).backward()
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
+        check_loss(output.loss, self.state["step"] + 1, self.scaler)
+        if scaled_step(output.loss, self.optimizer, self.scaler):
+            self.state["skipped_steps"] += 1
         lr = self.scheduler.get_last_lr()[0]
         self.scheduler.step()
         self.state["step"] += 1
@@ -209,39 +206,52 @@ class Trainer:
             self._log("train", loss=output.loss.item(), lr=lr,
                       target_mean=None if targets is None else targets.mean().item(),
                       target_min=None if targets is None else targets.min().item(),
-                      target_max=None if targets is None else targets.max().item())
+                      target_max=None if targets is None else targets.max().item(),
+                      skipped_steps=self.state["skipped_steps"])
 
     def fit(self) -> dict:
-        config = self.config
+        """Train (or resume) to the end or to early stopping. A SIGUSR1 or SIGTERM stops it after the current step
+        with a checkpoint and raises ``TrainingInterrupted`` (``margin_retrieval.training.interrupt``)."""
         resumed = self._resume()
         self._clock_start = time.perf_counter()
-        if resumed:
-            self._log("resumed", from_step=self.state["step"])
-            log.info("resumed from step %d of %d", self.state["step"], self.steps)
-        else:
-            self._log("start", total_steps=self.steps, triples=len(self.data.triples), device=str(self.device),
-                      precision=self.config.precision, dropout_masks=self.dropout_masks)
-            self._validate_and_maybe_stop()  # step 0: the untrained model is the first candidate
-            self._save_checkpoint()
-        self._progress = Progress(self.steps, "train", unit="steps", logger=log, start=self.state["step"])
-        reason = "max_steps"
-        while self.state["step"] < self.steps:
-            self._train_step()
-            stop = False
-            step = self.state["step"]
-            if step % config.validate_every == 0 or step == self.steps:
-                stop = self._validate_and_maybe_stop()
-            if stop:
-                reason = "early_stopping"
-                break
-            if step % config.checkpoint_every == 0:
+        with StopSignals() as stop:
+            if resumed:
+                self._log("resumed", from_step=self.state["step"])
+                log.info("resumed from step %d of %d", self.state["step"], self.steps)
+            else:
+                self._log("start", total_steps=self.steps, triples=len(self.data.triples), device=str(self.device),
+                          precision=self.config.precision, dropout_masks=self.dropout_masks,
+                          optimizer=type(self.optimizer).__name__)
+                self._validate_and_maybe_stop()  # step 0: the untrained model is the first candidate
                 self._save_checkpoint()
+            reason = self._train_steps(stop)
         summary = {"best_step": self.state["best_step"], "best_value": self.state["best_value"],
-                   "stopped_reason": reason}
+                   "stopped_reason": reason, "skipped_steps": self.state["skipped_steps"]}
         self._log("end", **summary)
         log.info("stopped (%s) at step %d of %d: best validation nDCG@10 %.4f at step %d", reason, self.state["step"],
                  self.steps, self.state["best_value"], self.state["best_step"])
         return summary
+
+    def _train_steps(self, stop: StopSignals) -> str:
+        """The steps from the current one on; returns why they ended (``max_steps`` or ``early_stopping``)."""
+        config = self.config
+        self._progress = Progress(self.steps, "train", unit="steps", logger=log, start=self.state["step"])
+        while self.state["step"] < self.steps:
+            self._train_step()
+            step = self.state["step"]
+            if (step % config.validate_every == 0 or step == self.steps) and self._validate_and_maybe_stop():
+                return "early_stopping"
+            if stop.received and step < self.steps:
+                # Logged before the checkpoint, so that the resumed log keeps the line.
+                self._log("interrupted", signal=stop.received)
+                self._save_checkpoint()
+                log.warning("%s: stopped after step %d of %d with a checkpoint; rerun the job to resume",
+                            stop.received, step, self.steps)
+                raise TrainingInterrupted(f"{stop.received} at step {step} of {self.steps}: checkpoint "
+                                          f"{self.checkpoint_path} written; rerun the job to resume from it")
+            if step % config.checkpoint_every == 0:
+                self._save_checkpoint()
+        return "max_steps"
 
     def export(self, model_out: Path, log_out: Path, card: str | None = None) -> None:
         """Publish the best model (with its model card ``card`` as README.md) and the log under their final names,
