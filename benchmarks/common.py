@@ -174,6 +174,8 @@ def train_config(**fields):
     from margin_retrieval.training.config import TrainConfig
     from tests.configs import settings  # the schema-validated minimal config the tests use
 
-    run = {"objective": "margin_mse", "in_batch": False, "tau": None, "batching": "random", "seed": 0}
+    training = settings().training
+    run = {"objective": "margin_mse", "in_batch": False, "tau": None, "batching": "random", "seed": 0,
+           "lr": training.learning_rate}
     run |= {key: fields.pop(key) for key in list(fields) if key in run}
-    return dataclasses.replace(TrainConfig.from_config(settings().training, run), **fields)
+    return dataclasses.replace(TrainConfig.from_config(training, run), **fields)

@@ -99,6 +99,13 @@ class TeacherPairs(enum.StrEnum):
     SCORED = "scored"
 
 
+class Export(enum.StrEnum):
+    """Which model a run publishes: its best validation checkpoint, or the model after its last step."""
+
+    BEST = "best"
+    LAST = "last"
+
+
 class Optimizer(enum.StrEnum):
     """The optimizer of training: torch's AdamW, or bitsandbytes' 8-bit AdamW (the paper's; CUDA only)."""
 
@@ -148,6 +155,7 @@ class TrainingSettings:
     device: str
     batch_size: int
     learning_rate: float
+    learning_rates: dict  # objective -> learning rate (the grid's lr column overrides it)
     weight_decay: float
     optimizer: Optimizer
     lr_gamma: float
@@ -164,6 +172,11 @@ class TrainingSettings:
     dropout_masks: str
     validate_every: int
     patience: int
+    patience_steps: int | None
+    min_steps: int
+    min_delta: float
+    early_stopping: bool
+    export: Export
     checkpoint_every: int
     log_every: int
     seed: int  # the default of the grid's seed column

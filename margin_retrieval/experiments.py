@@ -2,8 +2,9 @@
 
 A group is a list of grids; a grid maps a column to a value or a list of values, and lists are crossed.
 Rows repeated across groups (the full-data adaptive run belongs to several) become one training job.
-A column a grid leaves out takes its default from :class:`GridDefaults` (for ``seed``, ``negatives`` and
-``batching``: the config's ``training.seed``, ``train_data.negatives.source`` and ``training.batching``).
+A column a grid leaves out takes its default from :class:`GridDefaults` (for ``seed``, ``negatives``, ``batching``
+and ``lr``: the config's ``training.seed``, ``train_data.negatives.source``, ``training.batching`` and the
+objective's ``training.learning_rates`` entry, else ``training.learning_rate``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from margin_retrieval.errors import ConfigError
 
 # The order of the run name's segments. New columns go last, so that the names of archived runs, which lack them,
 # stay prefixes of the new names (``run_description`` fills the missing columns from the defaults).
-COLUMNS = ("model", "objective", "in_batch", "tau", "fraction", "negatives", "batching", "seed")
+COLUMNS = ("model", "objective", "in_batch", "tau", "fraction", "negatives", "batching", "seed", "lr")
 
 
 @dataclass(frozen=True)
@@ -30,18 +31,28 @@ class GridDefaults:
     seed: int
     negatives: Negatives
     batching: Batching
+    learning_rate: float
+    learning_rates: tuple[tuple[Objective, float], ...] = ()  # per objective, overriding learning_rate
     docpairs: bool = False  # train_data.docpairs set: the docpairs are the only negatives
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "GridDefaults":
-        """``training.seed``, ``train_data.negatives.source`` (docpairs when given) and ``training.batching``."""
+        """``training.seed``, ``train_data.negatives.source`` (docpairs when given), ``training.batching`` and the
+        learning rates (``training.learning_rates`` per objective, else ``training.learning_rate``)."""
         docpairs = settings.train_data.docpairs is not None
         source = Negatives.DOCPAIRS if docpairs else Negatives(settings.train_data.negatives.source.value)
+        rates = tuple(sorted((Objective(k), float(v)) for k, v in settings.training.learning_rates.items()))
         return cls(seed=settings.training.seed, negatives=source, batching=settings.training.batching,
-                   docpairs=docpairs)
+                   learning_rate=float(settings.training.learning_rate), learning_rates=rates, docpairs=docpairs)
 
-    def as_row(self) -> dict[str, str]:
-        return {"seed": str(self.seed), "negatives": self.negatives.value, "batching": self.batching.value}
+    def lr(self, objective: Objective | str) -> float:
+        """The learning rate of a run of ``objective`` whose grid names none."""
+        return dict(self.learning_rates).get(Objective(objective), self.learning_rate)
+
+    def as_row(self, objective: Objective | str | None = None) -> dict[str, str]:
+        """The default columns as name strings; ``lr`` only given the objective (its default depends on it)."""
+        row = {"seed": str(self.seed), "negatives": self.negatives.value, "batching": self.batching.value}
+        return row if objective is None else row | {"lr": lr_name(self.lr(objective))}
 
 
 def _as_list(value) -> list:
@@ -100,6 +111,18 @@ def _seed(values: dict, defaults: GridDefaults, where: str) -> int:
     return seed
 
 
+def lr_name(lr: float) -> str:
+    """A learning rate as its run-name segment, e.g. 5e-05."""
+    return f"{float(lr):g}"
+
+
+def _lr(values: dict, objective: Objective, defaults: GridDefaults, where: str) -> str:
+    lr = values.get("lr", defaults.lr(objective))
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or lr <= 0:
+        raise ConfigError(f"config experiments.{where}: lr must be a positive number, got {lr!r}")
+    return lr_name(lr)
+
+
 def _row(where: str, values: dict, defaults: GridDefaults) -> dict[str, str]:
     """One run's columns as the strings of its name; every value is checked here, once."""
     objective = _enum(Objective, values["objective"], where, "objective")
@@ -115,6 +138,7 @@ def _row(where: str, values: dict, defaults: GridDefaults) -> dict[str, str]:
         "negatives": _negatives(values, defaults, where).value,
         "batching": _enum(Batching, values.get("batching", defaults.batching), where, "batching").value,
         "seed": str(_seed(values, defaults, where)),
+        "lr": _lr(values, objective, defaults, where),
     }
 
 
@@ -155,7 +179,7 @@ def run_description(row: Mapping[str, str], defaults: GridDefaults | None = None
     A name that lacks a column (an archived run named before the column existed) takes its value from ``defaults``
     (without them that is an error).
     """
-    row = {**(defaults.as_row() if defaults else {}), **row}
+    row = {**(defaults.as_row(row.get("objective")) if defaults else {}), **row}
     missing = [column for column in COLUMNS if column not in row]
     if missing:
         raise KeyError(f"run {row} lacks the column(s) {missing}")
@@ -168,8 +192,20 @@ def run_description(row: Mapping[str, str], defaults: GridDefaults | None = None
         "negatives": Negatives(row["negatives"]),
         "batching": Batching(row["batching"]),
         "seed": int(row["seed"]),
+        "lr": float(row["lr"]),
     }
 
 
 def fraction_size(n: int, fraction: float) -> int:
     return max(1, math.ceil(fraction * n))
+
+
+def training_budget(max_epochs: int, max_steps: int | None) -> str:
+    """What every run may train, in words for the data-efficiency figure: with a step cap below what the epochs
+    allow, each data fraction gets as many updates (more epochs over less data); otherwise smaller fractions get
+    proportionally fewer."""
+    if max_steps is None:
+        epochs = f"{max_epochs} epoch{'s' if max_epochs != 1 else ''}"
+        return f"budget: {epochs} of each fraction (fewer updates on less data)"
+    return (f"budget: at most {max_steps} steps, at most {max_epochs} epoch{'s' if max_epochs != 1 else ''} "
+            "(equal updates wherever the epochs allow them)")

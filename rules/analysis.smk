@@ -64,6 +64,7 @@ rule training_summary:
         tsv=figures_path("training_summary.tsv"),
         json=figures_path("validation_agreement.json"),
         noise=figures_path("validation_noise.tsv"),
+        learning_rates=figures_path("learning_rates.tsv"),
     log:
         "results/logs/training_summary.log",
     benchmark:
@@ -119,6 +120,9 @@ rule figure_data_efficiency:
         figure="data_efficiency",
         analysis=config["analysis"],
         collection=FIGURE_COLLECTION,
+        budget=training_budget(
+            config["training"]["max_epochs"], config["training"]["max_steps"]
+        ),
         student=STUDENTS[0],
         teacher=config["teacher"],
     script:

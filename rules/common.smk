@@ -16,6 +16,7 @@ from margin_retrieval.experiments import (
     GridDefaults,
     expand_experiments,
     run_description,
+    training_budget,
 )
 
 # The typed view of the validated config (schema defaults filled in), built once; rules pass its sections on.

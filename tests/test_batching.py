@@ -42,8 +42,9 @@ def two_topic_examples(per_topic: int = 16, seed: int = 0):
 
 def config(**overrides) -> TrainConfig:
     """The schema's training defaults for an InfoNCE run; ``overrides`` replace any field."""
-    base = TrainConfig.from_config(settings().training, {"objective": "infonce", "in_batch": False, "tau": None,
-                                                         "batching": "random", "seed": 7})
+    training = settings().training
+    base = TrainConfig.from_config(training, {"objective": "infonce", "in_batch": False, "tau": None,
+                                              "batching": "random", "seed": 7, "lr": training.learning_rate})
     return dataclasses.replace(base, **{"batch_size": 4, "max_epochs": 3, **overrides})
 
 

@@ -96,8 +96,8 @@ def test_a_missing_key_is_an_error_not_a_default():
 
 def test_train_config_takes_the_runs_enums_and_seed():
     training = Settings.from_config(validated()).training
-    run = {"objective": "static", "in_batch": True, "tau": 0.3, "batching": "clustered", "seed": 5}
+    run = {"objective": "static", "in_batch": True, "tau": 0.3, "batching": "clustered", "seed": 5, "lr": 2e-4}
     config = TrainConfig.from_config(training, run)
-    assert (config.objective, config.in_batch, config.batching, config.seed) == \
-        (Objective.STATIC, InBatch.ORIGINAL, Batching.CLUSTERED, 5)
+    assert (config.objective, config.in_batch, config.batching, config.seed, config.learning_rate) == \
+        (Objective.STATIC, InBatch.ORIGINAL, Batching.CLUSTERED, 5, 2e-4)
     assert type(config.error) is ErrorFunction and config.batch_size == training.batch_size

@@ -13,7 +13,7 @@ from margin_retrieval.errors import ConfigError
 from margin_retrieval.experiments import GridDefaults, expand_experiments, fraction_size, run_description
 from tests.configs import validated
 
-DEFAULTS = GridDefaults(seed=0, negatives=Negatives.BM25, batching=Batching.RANDOM)
+DEFAULTS = GridDefaults(seed=0, negatives=Negatives.BM25, batching=Batching.RANDOM, learning_rate=5e-5)
 
 
 def test_grid_crosses_lists_and_deduplicates_shared_runs():
@@ -78,12 +78,13 @@ def parse(name: str) -> dict:
 def test_seeds_expand_to_one_run_each_with_the_seed_in_the_name():
     table = expand_experiments({"headline": [{"objective": ["adaptive", "margin_mse"], "seed": [0, 1, 2]}],
                                 "other": [{"objective": "infonce"}]}, ["m"],
-                               GridDefaults(seed=7, negatives=Negatives.BM25, batching=Batching.RANDOM))
+                               GridDefaults(seed=7, negatives=Negatives.BM25, batching=Batching.RANDOM,
+                                            learning_rate=5e-5))
     assert len(table) == 2 * 3 + 1
     run_names = names(table)
-    assert sum(name.endswith("/seed~1") for name in run_names) == 2
+    assert sum("/seed~1/" in name for name in run_names) == 2
     assert "model~m/objective~infonce/in_batch~false/tau~none/fraction~1/negatives~bm25/batching~random/seed~7" \
-        in run_names  # a grid without seeds takes training.seed
+        "/lr~5e-05" in run_names  # a grid without seeds takes training.seed
     seeds = sorted(run_description(parse(name))["seed"] for name in run_names if "adaptive" in name)
     assert seeds == [0, 1, 2]
 
@@ -92,7 +93,8 @@ def test_negatives_and_batching_are_columns_with_config_defaults():
     config = validated(train_data={"dataset": "beir/scifact/train", "negatives": {"source": "student"}},
                        training={"seed": 3, "batching": "random"})
     defaults = GridDefaults.from_settings(Settings.from_config(config))
-    assert defaults == GridDefaults(seed=3, negatives=Negatives.STUDENT, batching=Batching.RANDOM)
+    assert defaults == GridDefaults(seed=3, negatives=Negatives.STUDENT, batching=Batching.RANDOM,
+                                    learning_rate=5e-5)
     table = expand_experiments({"g": [{"objective": "adaptive"},
                                       {"objective": "adaptive", "negatives": ["bm25", "student"],
                                        "batching": "clustered"}]}, ["m"], defaults)
@@ -132,6 +134,7 @@ def test_names_written_before_the_new_columns_still_parse():
     described = run_description(parse(old), DEFAULTS)
     assert described["in_batch"] == InBatch.ORIGINAL and described["fraction"] == 0.5
     assert (described["seed"], described["negatives"], described["batching"]) == (0, "bm25", "random")
+    assert described["lr"] == 5e-5  # the objective's default learning rate
 
 
 def test_dry_run_trains_each_negative_source_from_its_own_triples(tmp_path):
@@ -169,3 +172,18 @@ def test_dry_run_trains_each_negative_source_from_its_own_triples(tmp_path):
         assert f"results/train_data/{source}/triples.tsv" in block
         if run["objective"] == "margin_mse":
             assert f"results/train_data/{source}/teacher_scores.tsv" in block
+
+
+def test_lr_is_a_column_defaulting_to_the_objectives_learning_rate():
+    defaults = GridDefaults(seed=0, negatives=Negatives.BM25, batching=Batching.RANDOM, learning_rate=5e-5,
+                            learning_rates=((Objective.MARGIN_MSE, 2e-4),))
+    table = expand_experiments({"lr_choice": [{"objective": "adaptive", "lr": [2e-5, 1e-4]}],
+                                "headline": [{"objective": ["adaptive", "margin_mse"]}]}, ["m"], defaults)
+    lrs = {(row["objective"], row["lr"]) for row in table.to_dict("records")}
+    assert lrs == {("adaptive", "2e-05"), ("adaptive", "0.0001"), ("adaptive", "5e-05"), ("margin_mse", "0.0002")}
+    assert all(name.endswith(f"/lr~{row['lr']}") for name, row in zip(names(table), table.to_dict("records")))
+    # a name without the column (archived before it existed) takes its objective's default
+    assert run_description(parse("model~m/objective~margin_mse/in_batch~false/tau~none/fraction~1"), defaults)[
+        "lr"] == 2e-4
+    with pytest.raises(ValueError, match=r"experiments\.g\[0\]: lr must be a positive number"):
+        expand_experiments({"g": [{"objective": "adaptive", "lr": 0}]}, ["m"], defaults)

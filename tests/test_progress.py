@@ -91,4 +91,4 @@ def test_training_logs_each_logged_step_and_each_validation_to_the_job_log(tmp_p
     assert {"2/6", "4/6", "6/6"} <= {line.split(" ")[1] for line in steps}
     assert all("loss " in line and "lr " in line and "triples/s" in line and "ETA" in line for line in steps)
     assert len(validations) == 4  # steps 0, 2, 4, 6
-    assert "best" in validations[0] and "patience left 3 of 3" in validations[0]
+    assert "best" in validations[0] and "0 of 6 patience steps used" in validations[0]  # 3 validations, 2 apart

@@ -83,7 +83,7 @@ def test_collect_results_round_trip(evaluated):
     write_results(results, root / "results.tsv")
     text = (root / "results.tsv").read_text().splitlines()
     assert text[0].split("\t") == ["system", "kind", "model", "objective", "in_batch", "tau", "fraction",
-                                   "negatives", "batching", "seed", "collection", "measure", "value"]
+                                   "negatives", "batching", "lr", "seed", "collection", "measure", "value"]
     back = read_results(root / "results.tsv")
     zeroshot = back[back["kind"] == "zeroshot"].iloc[0]
     assert zeroshot["objective"] == "" and zeroshot["in_batch"] == "" and math.isnan(zeroshot["tau"])

@@ -48,13 +48,13 @@ def tiny_data(teacher: bool = False, clustered: bool = False) -> TrainingData:
     )
 
 
-RUN = {"objective": "adaptive", "in_batch": "false", "tau": None, "batching": "random", "seed": 0}
+RUN = {"objective": "adaptive", "in_batch": "false", "tau": None, "batching": "random", "seed": 0, "lr": 1e-3}
 
 
 def config(**overrides) -> TrainConfig:
     """The schema's training defaults with small sizes for the tiny model; ``overrides`` replace any field."""
     training = dict(batch_size=3, max_epochs=2, validate_every=2, checkpoint_every=1, max_query_length=8,
-                    max_doc_length=12, learning_rate=1e-3, precision="fp32", patience=100)
+                    max_doc_length=12, precision="fp32", patience=100)
     run_keys = {key: overrides.pop(key) for key in list(overrides) if key in RUN}
     base = TrainConfig.from_config(settings(training=training).training, RUN | run_keys)
     return dataclasses.replace(base, **overrides)

@@ -96,6 +96,10 @@ def test_training_summary_covers_every_trained_run(smoke_run):
         noise = list(csv.DictReader(handle, delimiter="\t"))
     assert {row["run"].removeprefix("trained/") for row in noise} == runs
     assert all(int(row["queries"]) > 0 and row["best_vs_final_sd"] != "" for row in noise)  # per-query values logged
+    with open(root / "figures/learning_rates.tsv") as handle:
+        rates = list(csv.DictReader(handle, delimiter="\t"))
+    assert sorted(float(row["lr"]) for row in rates if row["objective"] == "margin_mse") == [1e-3, 3e-3]
+    assert sum(row["chosen"] == "True" for row in rates) == 1  # one setting trained at two rates, one choice
     agreement = json.loads((root / "figures/validation_agreement.json").read_text())
     assert agreement["n_runs"] == len(runs) == sum(agreement["stopped"].values())
     assert set(agreement["collections"]) == {"in-domain", "transfer"}
@@ -152,7 +156,8 @@ def test_student_negatives_have_their_own_triples_and_run(smoke_run):
     data = root / "results/train_data"
     student, bm25 = (data / "student/tiny/triples.tsv").read_text(), (data / "bm25/triples.tsv").read_text()
     assert student.splitlines()[0] == bm25.splitlines()[0] and student != bm25
-    run = "model~tiny/objective~adaptive/in_batch~false/tau~none/fraction~1/negatives~student/batching~random/seed~1"
+    run = ("model~tiny/objective~adaptive/in_batch~false/tau~none/fraction~1/negatives~student/batching~random/seed~1"
+           "/lr~0.001")
     events = [json.loads(line) for line in (root / "results/train" / run / "train_log.jsonl").read_text().splitlines()]
     assert events[0]["event"] == "start" and events[-1]["event"] == "end"
 
@@ -175,7 +180,7 @@ def test_clustered_run_trains_on_the_shared_clustering(smoke_run):
 def test_every_trained_model_has_a_card_and_loads_in_sentence_transformers(smoke_run):
     root, _ = smoke_run
     model_dirs = sorted((root / "results/train").rglob("model"))
-    assert len(model_dirs) == 8
+    assert len(model_dirs) == 9
     for model_dir in model_dirs:
         card = (model_dir / "README.md").read_text()
         assert card.startswith("---\nlibrary_name: sentence-transformers") and "Best validation nDCG@10" in card
@@ -213,7 +218,7 @@ def test_long_jobs_log_progress_without_carriage_returns(smoke_run):
             # the last line: all work done, or (training) where it stopped, early stopping included
             assert ("stopped (" in text) if rule == "train" else ("(100.0%)" in text), path
     train_log = next((root / "results/logs/train").rglob("*.log")).read_text()
-    assert "validation at step 0: nDCG@10" in train_log and "patience left" in train_log
+    assert "validation at step 0: nDCG@10" in train_log and "patience steps used" in train_log
     assert "triples/s" in train_log and "loss " in train_log
 
 

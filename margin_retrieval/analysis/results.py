@@ -7,6 +7,8 @@ system's experiment columns, so tables and figures select and aggregate from thi
 
 from __future__ import annotations
 
+import math
+
 import os
 from typing import Mapping
 
@@ -19,7 +21,7 @@ PathLike = str | os.PathLike
 TEST_MEASURE = "nDCG@10"
 RESULT_COLUMNS = ("system", *EXPERIMENT_COLUMNS, "collection", "measure", "value")
 TEXT_COLUMNS = ("system", "kind", "model", "objective", "in_batch", "negatives", "batching", "collection", "measure")
-NUMBER_COLUMNS = ("tau", "fraction", "value")
+NUMBER_COLUMNS = ("tau", "fraction", "lr", "value")
 
 
 def measures_of(aggregate: Mapping) -> dict[str, float]:
@@ -50,7 +52,7 @@ def _number(value) -> str:
 def _cell(row: Mapping, column: str) -> str:
     if column == "value":
         return repr(float(row["value"]))
-    if column in ("tau", "fraction"):
+    if column in ("tau", "fraction", "lr"):
         return _number(row[column])
     if column == "seed":
         return "" if row["kind"] != "trained" else str(int(row["seed"]))
@@ -75,11 +77,11 @@ def write_results(results: pd.DataFrame, path: PathLike) -> None:
 
 def read_results(path: PathLike) -> pd.DataFrame:
     """``results.tsv`` with string columns kept as strings (in_batch stays "false"/"true"/"textbook"); a file
-    written before the seed/negatives/batching columns existed reads with their defaults (seed 0)."""
+    written before the seed/negatives/batching/lr columns existed reads with their defaults (seed 0, lr blank)."""
     table = pd.read_csv(path, sep="\t", dtype={c: str for c in TEXT_COLUMNS}, keep_default_na=False,
                         na_values={c: [""] for c in (*NUMBER_COLUMNS, "seed")})
     for column in NUMBER_COLUMNS:
-        table[column] = pd.to_numeric(table[column]).astype(float)
+        table[column] = pd.to_numeric(table[column]).astype(float) if column in table else math.nan
     for column in ("negatives", "batching"):
         if column not in table:
             table[column] = ""

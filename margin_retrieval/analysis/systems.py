@@ -24,7 +24,7 @@ from margin_retrieval.io import read_json, write_json
 PathLike = str | os.PathLike
 
 # Columns that tell variants apart; ``seed`` tells the runs of one variant apart.
-VARIANT_COLUMNS = ("kind", "model", "objective", "in_batch", "tau", "fraction", "negatives", "batching")
+VARIANT_COLUMNS = ("kind", "model", "objective", "in_batch", "tau", "fraction", "negatives", "batching", "lr")
 EXPERIMENT_COLUMNS = (*VARIANT_COLUMNS, "seed")
 PATH_COLUMNS = ("aggregate", "per_query", "train_log", "train_benchmark")
 DEFAULT_SEED = 0
@@ -59,6 +59,7 @@ def normalise(description: Mapping, negatives_default: str = "") -> dict:
         negatives=str(row.get("negatives") or negatives_default) if trained else "",
         batching=str(row.get("batching") or DEFAULT_BATCHING) if trained else "",
         seed=int(row["seed"]) if trained and not blank(row.get("seed")) else DEFAULT_SEED,
+        lr=_float(row.get("lr")) if trained else math.nan,  # NaN: a run named before the lr column existed
     )
     return row
 
@@ -107,15 +108,21 @@ def variant_label(objective: str, in_batch: str = "false") -> str:
 
 
 def varying_columns(rows: pd.DataFrame) -> set[str]:
-    """The columns among ``negatives`` and ``batching`` that take several values over the trained rows; labels
-    name them only then, so a grid without those columns keeps its short labels."""
+    """The columns among ``negatives`` and ``batching`` that take several values over the trained rows, and
+    ``lr/<objective>`` for each objective trained at several learning rates; labels name them only then, so a grid
+    without those columns keeps its short labels."""
     trained = rows[rows["kind"] == "trained"] if len(rows) else rows
-    return {c for c in ("negatives", "batching") if c in trained and trained[c].nunique() > 1}
+    varying = {c for c in ("negatives", "batching") if c in trained and trained[c].nunique() > 1}
+    if "lr" in trained and len(trained):
+        rates = trained.groupby("objective")["lr"].nunique()
+        varying |= {f"lr/{objective}" for objective in rates[rates > 1].index}  # per objective: see system_label
+    return varying
 
 
 def system_label(row: Mapping, with_model: bool = False, varying: Collection[str] = ()) -> str:
     """Human-readable name of a system, e.g. "static margin (in-batch) τ=0.2", "adaptive margin, 12.5% data";
-    the columns in ``varying`` (negatives, batching) are named too, e.g. ", student negatives"."""
+    the columns in ``varying`` (negatives, batching, the objective's lr) are named too, e.g. ", student negatives",
+    ", lr 0.0001"."""
     if row.get("kind") == "zeroshot" or blank(row.get("objective")):
         return f"{row.get('model') or row.get('system')} (zero-shot)"
     label = variant_label(row["objective"], "" if blank(row.get("in_batch")) else str(row["in_batch"]).lower())
@@ -127,6 +134,8 @@ def system_label(row: Mapping, with_model: bool = False, varying: Collection[str
         label += ", " + NEGATIVES_NAMES.get(row["negatives"], f"{row['negatives']} negatives")
     if "batching" in varying and not blank(row.get("batching")):
         label += f", {row['batching']} batches"
+    if f"lr/{row['objective']}" in varying and not blank(row.get("lr")):
+        label += f", lr {float(row['lr']):g}"
     if with_model and row.get("model"):
         label += f" [{row['model']}]"
     return label

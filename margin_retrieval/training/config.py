@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
-from margin_retrieval.config import (Batching, ErrorFunction, InBatch, Objective, Optimizer, Similarity,
+from margin_retrieval.config import (Batching, ErrorFunction, Export, InBatch, Objective, Optimizer, Similarity,
                                      TrainingSettings)
 
 # The grid columns a run sets; its seed and batching replace the section's defaults of those columns.
@@ -28,10 +28,11 @@ class TrainConfig(TrainingSettings):
         # Typed fields hold their enums whatever the caller passed (a string from a test, a bool from YAML).
         for name, parse in (("objective", Objective), ("in_batch", InBatch.parse), ("batching", Batching),
                             ("error", ErrorFunction), ("margin_mse_similarity", Similarity),
-                            ("optimizer", Optimizer)):
+                            ("optimizer", Optimizer), ("export", Export)):
             object.__setattr__(self, name, parse(getattr(self, name)))
 
     @classmethod
     def from_config(cls, training: TrainingSettings, run: Mapping[str, Any]) -> "TrainConfig":
-        """Merge the ``training`` section with one row of the experiment grid (``run_description``)."""
-        return cls(**asdict(training) | {key: run[key] for key in RUN_KEYS})
+        """Merge the ``training`` section with one row of the experiment grid (``run_description``); the row's
+        ``lr`` is the run's learning rate."""
+        return cls(**asdict(training) | {key: run[key] for key in RUN_KEYS} | {"learning_rate": run["lr"]})

@@ -3,7 +3,9 @@
 What it guarantees, because the figures and the paper's claims are drawn from its log:
 - every step is logged (step, triples seen, wall-clock seconds, loss, learning rate, target statistics);
 - validation re-ranks fixed first-stage candidates of held-out training queries (never test queries), at step 0 and
-  every ``validate_every`` steps; early stopping keeps the best checkpoint as the output model;
+  every ``validate_every`` steps; early stopping (``training.stopping``: patience in steps, a minimum number of
+  steps, improvements beyond ``min_delta``) keeps the best checkpoint as the output model (or the last, by
+  ``export``);
 - a killed job, rerun, resumes from its last checkpoint with the same data order and random state; a SIGUSR1 or
   SIGTERM (SLURM's time limit) first writes a checkpoint at the end of the current step;
 - a non-finite loss stops the job with the step number in the message, except under fp16 loss scaling, where the
@@ -24,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from margin_retrieval.config import Export
 from margin_retrieval.io import atomic_path
 from margin_retrieval.models.device import resolve_device
 from margin_retrieval.models.dropout import use_fast_dropout
@@ -39,6 +42,7 @@ from margin_retrieval.training.losses import build_loss
 from margin_retrieval.training.optim import build_optimizer
 from margin_retrieval.training.positives import batch_positives
 from margin_retrieval.training.scaling import check_loss, grad_scaler, scaled_step
+from margin_retrieval.training.stopping import StoppingRule
 from margin_retrieval.training.tokens import TokenCache
 from margin_retrieval.training.validation import validate
 
@@ -83,8 +87,9 @@ class Trainer:
         self.scaler = grad_scaler(self.device, config.precision)
         self.steps = total_steps(len(data.triples), config)
         self.batches = batch_plan(len(data.triples), config, data.clusters)
-        self.state = {"step": 0, "seconds": 0.0, "best_value": -math.inf, "best_step": None, "bad_validations": 0,
-                      "log_lines": 0, "skipped_steps": 0}
+        self.stopping = StoppingRule.from_config(config)
+        self.state = {"step": 0, "seconds": 0.0, "best_value": -math.inf, "best_step": None, "log_lines": 0,
+                      "skipped_steps": 0}
         # Progress lines of the job log; fit() restarts it at the resumed step (set here so a bare step works too).
         self._progress = Progress(self.steps, "train", unit="steps", logger=log)
 
@@ -96,6 +101,10 @@ class Trainer:
     @property
     def best_dir(self) -> Path:
         return self.work_dir / "best"
+
+    @property
+    def last_dir(self) -> Path:
+        return self.work_dir / "last"
 
     @property
     def log_path(self) -> Path:
@@ -161,17 +170,15 @@ class Trainer:
     def _validate_and_maybe_stop(self) -> bool:
         result = validate(self.encoder, self.data, self.config, self.query_tokens, self.doc_tokens)
         self._log("validation", **result.log_values())
-        value = result.mean
-        if value > self.state["best_value"]:
-            self.state.update(best_value=value, best_step=self.state["step"], bad_validations=0)
+        value, step = result.mean, self.state["step"]
+        if self.stopping.improves(value, self.state["best_value"]):
+            self.state.update(best_value=value, best_step=step)
             with atomic_path(self.best_dir) as tmp:  # a kill while saving keeps the previous best intact
                 self.encoder.save(tmp)
-        else:
-            self.state["bad_validations"] += 1
-        log.info("validation at step %d: nDCG@10 %.4f, best %.4f (step %d), patience left %d of %d",
-                 self.state["step"], value, self.state["best_value"], self.state["best_step"],
-                 self.config.patience - self.state["bad_validations"], self.config.patience)
-        return self.state["bad_validations"] >= self.config.patience
+        log.info("validation at step %d: nDCG@10 %.4f, best %.4f (step %d; a new best must exceed it by %g), "
+                 "%d of %d patience steps used", step, value, self.state["best_value"], self.state["best_step"],
+                 self.stopping.min_delta, step - self.state["best_step"], self.stopping.patience_steps)
+        return self.stopping.should_stop(step, self.state["best_step"])
 
     def _train_step(self) -> None:
         config = self.config
@@ -225,8 +232,16 @@ class Trainer:
                 self._validate_and_maybe_stop()  # step 0: the untrained model is the first candidate
                 self._save_checkpoint()
             reason = self._train_steps(stop)
+        if self.config.export == Export.LAST:
+            with atomic_path(self.last_dir) as tmp:
+                self.encoder.save(tmp)
+        last = self.config.export == Export.LAST
         summary = {"best_step": self.state["best_step"], "best_value": self.state["best_value"],
-                   "stopped_reason": reason, "skipped_steps": self.state["skipped_steps"]}
+                   "stopped_reason": reason, "skipped_steps": self.state["skipped_steps"],
+                   "exported": self.config.export.value,
+                   "exported_step": self.state["step"] if last else self.state["best_step"],
+                   # No validation rose above the untrained model by more than min_delta: the run publishes it.
+                   "kept_untrained": not last and self.state["best_step"] == 0}
         self._log("end", **summary)
         log.info("stopped (%s) at step %d of %d: best validation nDCG@10 %.4f at step %d", reason, self.state["step"],
                  self.steps, self.state["best_value"], self.state["best_step"])
@@ -254,10 +269,10 @@ class Trainer:
         return "max_steps"
 
     def export(self, model_out: Path, log_out: Path, card: str | None = None) -> None:
-        """Publish the best model (with its model card ``card`` as README.md) and the log under their final names,
-        then drop the checkpoints."""
+        """Publish the exported model (the best checkpoint, or the last model with ``export: last``; with its model
+        card ``card`` as README.md) and the log under their final names, then drop the checkpoints."""
         with atomic_path(model_out) as tmp:
-            shutil.copytree(self.best_dir, tmp)
+            shutil.copytree(self.last_dir if self.config.export == Export.LAST else self.best_dir, tmp)
             if card is not None:
                 write_card(tmp, card)
         with atomic_path(log_out) as tmp:

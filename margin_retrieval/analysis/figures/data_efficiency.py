@@ -70,8 +70,10 @@ def _summary(reference, smallest: Mapping, reference_objective: str, margin: flo
 @styled
 def draw(results: pd.DataFrame, png: PathLike, pdf: PathLike, margin: float, reference_objective: str = "margin_mse",
          collection: str | None = None, measure: str = TEST_MEASURE, student: str | None = None,
-         teacher: str | None = None, model: str | None = None) -> dict[str, float | None]:
-    """Draw the figure; returns ``smallest_matching_fraction``."""
+         teacher: str | None = None, model: str | None = None,
+         budget: str | None = None) -> dict[str, float | None]:
+    """Draw the figure; returns ``smallest_matching_fraction``. ``budget`` says how long each run could train (a cap
+    in epochs gives smaller fractions fewer updates; a cap in steps gives every fraction the same)."""
     rows = default_setting(variant_rows(results, collection, measure, model))
     fig, (ax,) = new_figure(width=7.5, height=4.2)
     smallest = smallest_matching_fraction(results, margin, reference_objective, collection, measure, model)
@@ -91,7 +93,7 @@ def draw(results: pd.DataFrame, png: PathLike, pdf: PathLike, margin: float, ref
             ha="left", va="bottom", fontsize=8, bbox={"boxstyle": "round", "facecolor": "white", "edgecolor": "#999999"})
     ax.set_xlabel("training data (% of training queries, log scale)")
     ax.set_ylabel(f"test {measure} (higher is better)")
-    ax.set_title(f"Data efficiency on {collection_of(results, collection)}")
+    ax.set_title(f"Data efficiency on {collection_of(results, collection)}" + (f"\n{budget}" if budget else ""))
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     save_figure(fig, png, pdf)
@@ -105,7 +107,8 @@ def build(inputs: Mapping, params: Mapping, outputs: Mapping) -> dict[str, float
     collection = params.get("collection")
     results = read_results(inputs["results"])
     smallest = draw(results, outputs["png"], outputs["pdf"], margin=margin, reference_objective=reference_objective,
-                    collection=collection, student=params.get("student"), teacher=params.get("teacher"))
+                    collection=collection, student=params.get("student"), teacher=params.get("teacher"),
+                    budget=params.get("budget"))
     if outputs.get("json"):
         reference = reference_row(default_setting(variant_rows(results, collection)), reference_objective)
         write_json(outputs["json"], {
@@ -113,6 +116,6 @@ def build(inputs: Mapping, params: Mapping, outputs: Mapping) -> dict[str, float
             "reference_system": None if reference is None else reference["system"],
             "reference_value": None if reference is None else float(reference["value"]),
             "reference_seeds": None if reference is None else int(reference["n_seeds"]),
-            "smallest_matching_fraction": smallest,
+            "smallest_matching_fraction": smallest, "budget": params.get("budget"),
         })
     return smallest

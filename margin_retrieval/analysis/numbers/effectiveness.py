@@ -44,13 +44,20 @@ def full_data(trained: pd.DataFrame) -> pd.DataFrame:
 
 
 def default_setting(rows: pd.DataFrame, columns: Sequence[str] = ("negatives", "batching")) -> pd.DataFrame:
-    """The rows at the most common value of each of ``columns`` (the grid's default negatives and batching), so a
-    figure about one question does not mix in the variants of another; zero-shot rows stay."""
+    """The rows at the most common value of each of ``columns`` (the grid's default negatives and batching), and of
+    each objective at its most common learning rate (its chosen one: a learning-rate group adds the others once),
+    so a figure about one question does not mix in the variants of another; zero-shot rows stay."""
     for column in columns:
         trained = rows["kind"] == "trained"
         if column in rows and rows.loc[trained, column].nunique() > 1:
             common = rows.loc[trained, column].value_counts().sort_index().idxmax()
             rows = rows[~trained | (rows[column] == common)]
+    if "lr" in rows:
+        trained = rows[rows["kind"] == "trained"]
+        chosen = {objective: group.value_counts().sort_index().idxmax()
+                  for objective, group in trained.groupby("objective")["lr"] if group.notna().any()}
+        keep = (rows["kind"] != "trained") | rows["lr"].isna() | (rows["lr"] == rows["objective"].map(chosen))
+        rows = rows[keep]
     return rows
 
 
