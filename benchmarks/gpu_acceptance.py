@@ -7,8 +7,9 @@ Nothing is downloaded: the texts are synthetic words, the tokenizer is a word-le
 random. What it checks (exit status 1 when one fails, each printed as PASS/FAIL):
 - every training step of every encoder x loss family has a finite loss (the scaler may skip an overflowing step, but
   not a whole run);
-- kill-and-resume: a run killed after its checkpoint and restarted logs the same losses as an uninterrupted run
-  (relative difference <= 1e-4; whether they are bitwise equal is printed);
+- kill-and-resume: a run killed between checkpoints, and one given SIGTERM (SLURM's time limit), each restarted,
+  log the same losses as an uninterrupted run (relative difference <= 1e-4; whether they are bitwise equal is
+  printed);
 - the encoded shard in fp16 agrees with fp32 on the same GPU: cosine >= 0.999 for every passage.
 It prints steps/s and peak GPU memory per encoder and loss family, encoding passages/s, and a table of them.
 
@@ -186,7 +187,7 @@ def train_family(model_dir: Path, data, config, work: Path) -> dict:
         "losses": losses, "finite": all(np.isfinite(losses)) and len(losses) == config.max_steps,
         "steps_per_s": (config.max_steps - 1) / seconds, "peak_gib": torch.cuda.max_memory_allocated() / 2**30
         if cuda else float("nan"), "optimizer": type(trainer.optimizer).__name__,
-        "scale": trainer.scaler.get_scale() if trainer.scaler.is_enabled() else None,
+        "skipped": trainer.state["skipped_steps"],
     }
 
 
@@ -194,27 +195,35 @@ class Killed(Exception):
     """Stands for SIGKILL in the kill-and-resume check: the job dies between a checkpoint and the next one."""
 
 
-def kill_and_resume(model_dir: Path, data, config, work: Path, kill_after: int) -> tuple[list[float], list[float]]:
-    """Losses of an uninterrupted ``fit`` and of one killed after step ``kill_after`` and run again on its work
-    directory (it resumes from its last checkpoint and drops the log lines written after it)."""
+def interrupted_and_resumed(model_dir: Path, data, config, work: Path, stop_after: int,
+                            how: str) -> tuple[list[float], list[float]]:
+    """Losses of an uninterrupted ``fit`` and of one stopped after step ``stop_after`` and run again on its work
+    directory. ``how``: ``kill`` dies without warning (it resumes from its last checkpoint and drops the log lines
+    written after it), ``sigterm`` gets SLURM's signal (it checkpoints after the step and exits to be requeued)."""
+    import signal
+
+    from margin_retrieval.training.interrupt import TrainingInterrupted
     from margin_retrieval.training.trainer import Trainer
 
     torch.use_deterministic_algorithms(True, warn_only=True)
     try:
-        whole = Trainer(model_dir, data, config, work / "whole")
+        whole = Trainer(model_dir, data, config, work / f"{how}-whole")
         whole.fit()
 
-        class Dying(Trainer):
+        class Stopped(Trainer):
             def _train_step(self):
                 super()._train_step()
-                if self.state["step"] == kill_after:
-                    raise Killed
+                if self.state["step"] == stop_after:
+                    if how == "kill":
+                        raise Killed
+                    os.kill(os.getpid(), signal.SIGTERM)
 
         try:
-            Dying(model_dir, data, config, work / "resumed").fit()
-        except Killed:
+            Stopped(model_dir, data, config, work / f"{how}-resumed").fit()
+            raise AssertionError(f"the run was not stopped by {how}")
+        except (Killed, TrainingInterrupted):
             pass
-        resumed = Trainer(model_dir, data, config, work / "resumed")
+        resumed = Trainer(model_dir, data, config, work / f"{how}-resumed")
         resumed.fit()
     finally:
         torch.use_deterministic_algorithms(False)
@@ -296,20 +305,24 @@ def main() -> int:
                              f"{result['steps_per_s'] * size.batch:.0f}", f"{result['peak_gib']:.1f}",
                              result["optimizer"], f"{result['losses'][0]:.4g} -> {result['losses'][-1]:.4g}"])
                 say(f"{shape:10s} {family:18s} {result['steps_per_s']:.2f} steps/s, peak {result['peak_gib']:.1f} "
-                    f"GiB, {result['optimizer']}, losses {[round(x, 4) for x in result['losses']]}")
+                    f"GiB, {result['optimizer']}, {result['skipped']} steps skipped by the scaler, losses "
+                    f"{[round(x, 4) for x in result['losses']]}")
             shard = encode_shard(model_dir, data, size)
             checks[f"{shape} encoding: cosine(fp16, fp32) >= {MIN_COSINE} (lowest {shard['min_cosine']:.5f})"] = (
                 shard["min_cosine"] >= MIN_COSINE)
             say(f"{shape:10s} encoding {size.shard} passages: {shard['passages_per_s']:.0f} passages/s")
             rows.append([shape, "encode shard", "", f"{shard['passages_per_s']:.0f} passages/s", "", "", ""])
-        # Kill after step 5 of 8 with checkpoints every 2 steps: the resumed job redoes step 5 from step 4's state.
-        resume_config = train_config(size, max_steps=8, max_epochs=8, checkpoint_every=2, validate_every=4, patience=100,
-                                     **LOSS_FAMILIES["adaptive"])
-        whole, resumed = kill_and_resume(work / "models" / args.shapes[0], data, resume_config, work / "resume", 5)
-        worst = max((abs(a - b) / max(abs(a), 1e-12) for a, b in zip(whole, resumed)), default=float("inf"))
-        checks[f"kill-and-resume ({args.shapes[0]}, adaptive, killed after step 5 of 8): losses equal within "
-               f"{RESUME_TOLERANCE:g} (worst {worst:.2g}, bitwise {'yes' if whole == resumed else 'no'})"] = (
-            len(whole) == len(resumed) == 8 and worst <= RESUME_TOLERANCE)
+        # Stopped after step 5 of 8 with checkpoints every 2 steps: killed, the resumed job redoes step 5 from step
+        # 4's state; given SIGTERM (SLURM's time limit), it checkpoints step 5 first.
+        resume_config = train_config(size, max_steps=8, max_epochs=8, checkpoint_every=2, validate_every=4,
+                                     patience=100, **LOSS_FAMILIES["adaptive"])
+        for how in ("kill", "sigterm"):
+            whole, resumed = interrupted_and_resumed(work / "models" / args.shapes[0], data, resume_config,
+                                                     work / "resume", 5, how)
+            worst = max((abs(a - b) / max(abs(a), 1e-12) for a, b in zip(whole, resumed)), default=float("inf"))
+            checks[f"{how} and resume ({args.shapes[0]}, adaptive, after step 5 of 8): losses equal within "
+                   f"{RESUME_TOLERANCE:g} (worst {worst:.2g}, bitwise {'yes' if whole == resumed else 'no'})"] = (
+                len(whole) == len(resumed) == 8 and worst <= RESUME_TOLERANCE)
     say()
     say("| encoder | loss family | steps/s | triples/s | peak GiB | optimizer | loss first -> last |")
     say("|---|---|---|---|---|---|---|")
