@@ -46,6 +46,13 @@ if config["train_data"]["validation"]["dataset"]:
     DATA_SPECS[VALIDATION_COLLECTION] = {
         "dataset": config["train_data"]["validation"]["dataset"]
     }
+# What later jobs read of a collection beyond docs, queries and qrels, fetched by its download job (compute nodes may
+# be offline): the training collection's docpairs in docpairs mode, the separate validation set's candidate lists.
+DATA_PARTS = {name: [] for name in DATA_SPECS}
+if SETTINGS.train_data.docpairs is not None:
+    DATA_PARTS[TRAIN_COLLECTION] = ["docpairs"]
+if VALIDATION_COLLECTION in DATA_SPECS:
+    DATA_PARTS[VALIDATION_COLLECTION] = ["scoreddocs"]
 SHARDS = config["retrieval"]["shards"]
 # Threads of every torch and faiss job. A small BERT keeps two threads only ~70% busy (CPU time / wall time of the
 # default's train and encode jobs), so by default two jobs of half the cores each share the machine: 1.2x sooner on

@@ -11,6 +11,7 @@ rule download:
         "../envs/data.yaml"
     params:
         spec=lambda wc: DATA_SPECS[wc.data],
+        parts=lambda wc: DATA_PARTS[wc.data],
         mirrors=config["offline_mirrors"],
         home=ir_home(),
     script:

@@ -19,6 +19,7 @@ from margin_retrieval.data import collections
 from margin_retrieval.data import scifact_mirror as scifact_mirror_module
 from margin_retrieval.data.cranfield_mirror import rebuild_cran_tar
 from margin_retrieval.data.scifact_mirror import EXPECTED, parse_numpy_strings, rebuild_beir_zip
+from tests.msmarco_shaped import OFFLINE_ENV, write_msmarco_passage
 from tests.tiny_collection import write_collection
 
 REPO = Path(__file__).resolve().parents[1]
@@ -164,7 +165,7 @@ def test_mirror_key_matching():
 
 
 def _failing_download(monkeypatch):
-    def fail(dataset):
+    def fail(dataset, parts=()):
         raise RuntimeError("All download sources failed")
 
     monkeypatch.setattr(collections, "materialize", fail)
@@ -232,11 +233,11 @@ def test_prepare_falls_back_to_the_mirror_and_ir_datasets_serves_scifact(tmp_pat
         collections.configure_home({str(home)!r})
         real = collections.materialize
         calls = []
-        def flaky(dataset):
+        def flaky(dataset, parts=()):
             calls.append(1)
             if len(calls) == 1:
                 raise RuntimeError("All download sources failed")
-            return real(dataset)
+            return real(dataset, parts)
         collections.materialize = flaky
         manifest = collections.prepare({{"dataset": "beir/scifact/test"}}, "scifact-test",
                                        {{"beir/scifact": {relative_mirror!r}}}, {str(home)!r})
@@ -333,11 +334,11 @@ def test_prepare_falls_back_to_the_cranfield_mirror_and_ir_datasets_serves_cranf
         from margin_retrieval.data.cranfield_mirror import RELEVANCE_MAP
         collections.configure_home({str(home)!r})
         real, calls = collections.materialize, []
-        def flaky(dataset):
+        def flaky(dataset, parts=()):
             calls.append(1)
             if len(calls) == 1:
                 raise RuntimeError("All download sources failed")
-            return real(dataset)
+            return real(dataset, parts)
         collections.materialize = flaky
         manifest = collections.prepare({{"dataset": "cranfield"}}, "cranfield",
                                        {{"cranfield": {str(CRANFIELD_MIRROR)!r}}}, {str(home)!r})
@@ -364,3 +365,34 @@ def test_relevance_map_config_takes_integer_labels_and_names_the_key_otherwise()
     assert relevance_map(None, "collections.c.relevance_map") is None
     with pytest.raises(ConfigError, match=r"config collections\.c\.relevance_map: keys must be integer"):
         relevance_map({"high": 4}, "collections.c.relevance_map")
+
+
+def test_download_fetches_only_the_parts_that_later_jobs_read(tmp_path):
+    """MS MARCO's train and dev top-1000 runs (11.5 GB and 0.7 GB) are scoreddocs of msmarco-passage/train and
+    dev/small that nothing reads: a home without them (as tests/msmarco_shaped.py writes it) prepares offline, with
+    the training docpairs and the TREC DL candidates fetched where asked for. A fresh process: ir_datasets fixes its
+    MS MARCO paths at import."""
+    home = tmp_path / "irds"
+    write_msmarco_passage(home)
+    script = textwrap.dedent(f"""
+        import json
+        from margin_retrieval.data import collections
+        home = {str(home)!r}
+        counts = {{name: collections.prepare({{"dataset": dataset}}, name, {{}}, home, parts)["queries"]
+                  for name, dataset, parts in [("train", "msmarco-passage/train", ["docpairs"]),
+                                               ("dev", "msmarco-passage/dev/small", []),
+                                               ("validation", "msmarco-passage/trec-dl-2019/judged", ["scoreddocs"])]}}
+        try:
+            collections.prepare({{"dataset": "msmarco-passage/dev/small"}}, "dev", {{}}, home, ["docpairs"])
+        except ValueError as error:
+            counts["error"] = str(error)
+        print(json.dumps(counts))
+    """)
+    env = {**os.environ, "PYTHONPATH": str(REPO), **OFFLINE_ENV}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr[-4000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert (out["train"], out["dev"], out["validation"]) == (18, 10, 8)
+    assert out["error"] == "collection 'dev': 'msmarco-passage/dev/small' provides no docpairs"
+    assert not (home / "msmarco-passage/train/ms.run").exists() and not (home / "msmarco-passage/dev/ms.run").exists()

@@ -8,5 +8,6 @@ from margin_retrieval.data import collections
 from margin_retrieval.io import write_json
 
 p = snakemake.params
-manifest = collections.prepare(dict(p.spec), snakemake.wildcards.data, mirrors=dict(p.mirrors or {}), home=p.home)
+manifest = collections.prepare(dict(p.spec), snakemake.wildcards.data, mirrors=dict(p.mirrors or {}), home=p.home,
+                               parts=list(p.parts))
 write_json(snakemake.output[0], manifest)

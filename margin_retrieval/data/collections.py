@@ -142,8 +142,16 @@ def matching_mirror(dataset_id: str, mirrors: dict[str, str] | None) -> str | No
     return max(keys, key=len) if keys else None
 
 
-def materialize(dataset) -> dict[str, int]:
+# Parts beyond docs, queries and qrels that a collection provides and a later job may read.
+PARTS = ("docpairs", "scoreddocs")
+
+
+def materialize(dataset, parts: Iterable[str] = ()) -> dict[str, int]:
     """Touch every part the workflow reads (this downloads it) and build the docstore; return the counts.
+
+    Of ``PARTS`` only those named in ``parts`` are touched: the training pairs (MS MARCO docpairs) and the candidate
+    lists that validation re-ranks (TREC DL scoreddocs) are read by later jobs on offline compute nodes, but MS
+    MARCO's train and dev top-1000 runs, which nothing reads, are 12 GB of downloads.
 
     The docstore is built here, once, because ``ir_datasets`` does not guard against two processes building the same
     docstore at the same time (parallel encode/train jobs would).
@@ -153,21 +161,19 @@ def materialize(dataset) -> dict[str, int]:
     store = dataset.docs_store()
     if hasattr(store, "build"):
         store.build()
-    # Training pairs (MS MARCO docpairs) and candidate lists (TREC DL scoreddocs) are downloaded here too, so that
-    # later jobs on offline compute nodes find them in the cache.
-    for part in ("docpairs", "scoreddocs"):
-        if getattr(dataset, f"has_{part}")():
-            next(iter(getattr(dataset, f"{part}_iter")()), None)
+    for part in parts:
+        next(iter(getattr(dataset, f"{part}_iter")()), None)
     return {"docs": doc_count(dataset), "queries": n_queries, "qrels": n_qrels}
 
 
 def prepare(spec: dict, name: str, mirrors: dict[str, str] | None = None,
-            home: str | os.PathLike | None = None) -> dict:
+            home: str | os.PathLike | None = None, parts: Iterable[str] = ()) -> dict:
     """Make a collection usable offline and return its manifest (counts, source).
 
     An ir_datasets id is downloaded by ``ir_datasets``; when that fails and an ``offline_mirrors`` key is a prefix of
     the id, the mirror (a path relative to the working directory) is rebuilt into the ``ir_datasets`` cache and the
     data read again. Local files are checked (existence, non-empty, qrels pointing at known queries and docs).
+    ``parts`` (of ``PARTS``) are made available too; a local collection provides none.
     """
     configure_home(home)
     start = time.perf_counter()
@@ -175,19 +181,25 @@ def prepare(spec: dict, name: str, mirrors: dict[str, str] | None = None,
     # otherwise build it twice into the same files.
     with home_lock():
         if is_local(spec):
+            if parts:
+                raise ValueError(f"collection {name!r}: local files provide no {', '.join(parts)}; "
+                                 "give an ir_datasets id that has them")
             manifest = _prepare_local(spec, name)
         else:
-            manifest = _prepare_id(spec["dataset"], name, mirrors)
+            manifest = _prepare_id(spec["dataset"], name, mirrors, list(parts))
     manifest |= {"name": name, "ir_datasets_home": str(home_path().resolve()),
                  "seconds": round(time.perf_counter() - start, 2)}
     log.info("prepared %s: %s", name, manifest)
     return manifest
 
 
-def _prepare_id(dataset_id: str, name: str, mirrors: dict[str, str] | None) -> dict:
+def _prepare_id(dataset_id: str, name: str, mirrors: dict[str, str] | None, parts: list[str]) -> dict:
     dataset = load_id(dataset_id)  # unknown ids fail here, before any download
+    lacking = [part for part in parts if not getattr(dataset, f"has_{part}")()]
+    if lacking:
+        raise ValueError(f"collection {name!r}: {dataset_id!r} provides no {', '.join(lacking)}")
     try:
-        counts = materialize(dataset)
+        counts = materialize(dataset, parts)
         key = matching_mirror(dataset_id, _mirror_builders())
         marker = home_path() / f"{_mirror_builders()[key][0]}.mirror.json" if key else None
         if marker is not None and marker.is_file():  # served from a cache file that an earlier mirror rebuild wrote
@@ -223,7 +235,7 @@ def _prepare_id(dataset_id: str, name: str, mirrors: dict[str, str] | None) -> d
     builder(mirror_abs, out)
     source = f"offline_mirror:{mirrors[key]}"
     write_json(f"{out}.mirror.json", {"source": source, "mirror_dir": str(mirror_abs.resolve())})
-    counts = materialize(load_id(dataset_id))
+    counts = materialize(load_id(dataset_id), parts)
     return {"dataset_id": dataset_id, "source": source, **counts}
 
 
