@@ -116,17 +116,9 @@ def synthetic_data(size: Size, n_triples: int, seed: int = 0):
 
 def word_tokenizer(size: Size):
     """A word-level tokenizer over the synthetic vocabulary ([CLS] text [SEP]); ids stay below every shape's vocab."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
+    from tests.tiny_hub import word_tokenizer as tokenizer_over
 
-    vocab = {token: i for i, token in enumerate(SPECIAL + [f"w{i}" for i in range(size.words)])}
-    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
-    tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tokenizer.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])])
-    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="[PAD]", unk_token="[UNK]",
-                                   cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]",
-                                   model_input_names=["input_ids", "attention_mask"])
+    return tokenizer_over(SPECIAL + [f"w{i}" for i in range(size.words)])
 
 
 def shape_config(shape: str, size: Size):

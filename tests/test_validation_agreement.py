@@ -53,6 +53,15 @@ def test_run_endings_hold_steps_cap_reason_and_the_test_value(endings):
     assert (row["steps"], row["step_cap"], row["stopped_reason"], row["best_step"]) == (20, 40, "max_steps", 10)
     assert (row["best_validation"], row["test"]) == (0.4, 0.6)
     assert len(endings) == 4
+    assert not endings["kept_untrained"].any()  # every run's best is at step 10
+
+
+def test_run_endings_name_a_run_that_kept_the_untrained_model(grid):
+    runs, results = grid
+    runs[0]["end"] = {**runs[0]["end"], "best_step": 0, "kept_untrained": True}
+    runs[1]["end"] = {key: value for key, value in runs[1]["end"].items() if key != "kept_untrained"} | {
+        "best_step": 0}  # a log from before the key: best step 0 is the untrained model too
+    assert run_endings(runs, results)["kept_untrained"].tolist() == [True, True, False, False]
 
 
 def test_agreement_is_spearman_by_hand_and_counts_how_runs_ended(endings):

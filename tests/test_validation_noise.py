@@ -109,3 +109,21 @@ def test_the_noise_table_file_has_a_row_per_run_and_blank_cells_for_missing_valu
     assert list(rows[0]) == COLUMNS and set(COLUMNS) == {"run", *noise_table(logs)[0]}
     assert [(row["run"], row["queries"], row["best_step"]) for row in rows] == [("a", "2", "5"), ("old", "", "0")]
     assert rows[1]["best_vs_final_sd"] == "" and float(rows[0]["within_run_sd"]) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_between_runs_pairs_runs_on_the_same_queries_at_their_best_validations(tmp_path):
+    from margin_retrieval.analysis.numbers.validation_noise import between_runs
+
+    def log(name, curves):
+        path = tmp_path / f"{name}.jsonl"
+        path.write_text("".join(json.dumps({"event": "validation", "step": step, "nDCG@10": sum(pq.values()) / len(pq),
+                                            "per_query": pq}) + "\n" for step, pq in curves))
+        return path
+
+    a = log("a", [(0, {"q1": 0.2, "q2": 0.4}), (9, {"q1": 0.6, "q2": 0.4})])  # best 0.5 at step 9
+    b = log("b", [(0, {"q1": 0.2, "q2": 0.2})])  # best 0.2
+    other = log("c", [(0, {"q9": 0.5})])  # other validation queries: no pair
+    rows = between_runs({"a": a, "b": b, "c": other}, samples=500)
+    assert [(r["run_a"], r["run_b"], r["queries"]) for r in rows] == [("a", "b", 2)]
+    assert rows[0]["difference"] == pytest.approx(0.3)
+    assert rows[0]["paired_sd"] > 0  # differences 0.4 and 0.2 over two queries

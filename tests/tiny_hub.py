@@ -10,6 +10,7 @@ tokenizer is a word-level one over the test collections' words, so ids stay with
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 import torch
 
@@ -24,12 +25,13 @@ PAPER_MODELS = {
 REVISION = "0" * 40  # the snapshot a hub cache's refs/main points to
 
 
-def word_tokenizer():
-    """[CLS] words [SEP] over the test vocabulary, loadable with ``AutoTokenizer`` from its saved files."""
+def word_tokenizer(words: Sequence[str] | None = None):
+    """[CLS] words [SEP] over ``words`` (default: the test vocabulary; either way beginning with [PAD], [UNK], [CLS],
+    [SEP], [MASK]), loadable with ``AutoTokenizer`` from its saved files."""
     from tokenizers import Tokenizer, models, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
-    vocab = {token: i for i, token in enumerate(vocabulary())}
+    vocab = {token: i for i, token in enumerate(vocabulary() if words is None else words)}
     tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
     tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     tokenizer.post_processor = processors.TemplateProcessing(

@@ -28,7 +28,8 @@ STOP_REASONS = ("early_stopping", "max_steps")
 
 def run_endings(runs: Sequence[Mapping], results: pd.DataFrame) -> pd.DataFrame:
     """One row per trained run x collection: ``system``, ``label``, ``steps``, ``step_cap``, ``stopped_reason``,
-    ``best_step``, ``best_validation``, ``collection``, ``test`` (nDCG@10 of the exported model)."""
+    ``best_step``, ``best_validation``, ``kept_untrained`` (the exported model is the untrained one: no validation
+    beat step 0, by more than ``training.min_delta``), ``collection``, ``test`` (nDCG@10 of the exported model)."""
     test = results[results["measure"] == TEST_MEASURE]
     rows = []
     for run in runs:
@@ -37,7 +38,9 @@ def run_endings(runs: Sequence[Mapping], results: pd.DataFrame) -> pd.DataFrame:
         base = {"system": run["system"], "label": run["label"], "seed": run.get("seed", 0),
                 "steps": total_steps(run), "step_cap": (run.get("start") or {}).get("total_steps"),
                 "stopped_reason": end.get("stopped_reason", "unfinished"), "best_step": end.get("best_step"),
-                "best_validation": best_value(run)}
+                "best_validation": best_value(run),
+                # Logs written before the end event said so: best step 0 is the untrained model as well.
+                "kept_untrained": bool(end.get("kept_untrained", end.get("best_step") == 0))}
         rows += [{**base, "collection": row["collection"], "test": float(row["value"])}
                  for row in own.to_dict("records")] or [{**base, "collection": "", "test": math.nan}]
     return pd.DataFrame(rows)

@@ -130,3 +130,24 @@ def write_noise_table(logs: Mapping[str, PathLike], path: PathLike) -> None:
 def _number(value: float) -> float | None:
     """None for NaN, so that the table is valid JSON."""
     return None if math.isnan(value) else value
+
+
+def between_runs(logs: Mapping[str, PathLike], samples: int = 2000, seed: int = 0) -> list[dict]:
+    """One row per pair of runs validated on the same queries: the difference of their best validations and its
+    paired-bootstrap σ over those queries (how far apart two trained models must be on validation to be told
+    apart); logs without per-query values are skipped."""
+    best = {}
+    for run, path in logs.items():
+        validations = [v for v in read_validations(path) if "per_query" in v]
+        if validations:
+            top = max(validations, key=lambda v: float(v[MEASURE]))
+            best[run] = (float(top[MEASURE]), top["per_query"])
+    rows = []
+    runs = list(best)
+    for i, a in enumerate(runs):
+        for b in runs[i + 1:]:
+            if set(best[a][1]) != set(best[b][1]):
+                continue
+            rows.append({"run_a": a, "run_b": b, "queries": len(best[a][1]), "difference": best[a][0] - best[b][0],
+                         "paired_sd": paired_bootstrap_sd(best[a][1], best[b][1], samples, seed)})
+    return rows
