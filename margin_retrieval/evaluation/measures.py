@@ -33,7 +33,6 @@ from margin_retrieval.retrieval.runs import read_run
 log = logging.getLogger(__name__)
 
 Qrels = dict[str, dict[str, int]]
-DEFAULT_CROSSCHECK = ("nDCG@10", "RR@10", "R@100", "R@1000")
 # trectools method per ir_measures measure name; each takes the cut-off as ``depth``.
 _TRECTOOLS = {"nDCG": "get_ndcg", "RR": "get_reciprocal_rank", "R": "get_recall", "AP": "get_map",
               "P": "get_precision"}
@@ -123,12 +122,6 @@ def _crosscheck_frame(run: pd.DataFrame, qrels: Qrels, parsed: dict[str, ir_meas
             results[name] = float(getattr(evaluator, _trectools_method(measure))(depth=measure.params["cutoff"]))
             progress.update(extra=name)
     return results
-
-
-def trectools_crosscheck(run_path: str | os.PathLike, qrels: Qrels, binarize_at: int = 1,
-                         measures: Sequence[str] = DEFAULT_CROSSCHECK) -> dict[str, float]:
-    """The measures that trectools can compute, by trectools, over the judged queries (see the module docstring)."""
-    return _crosscheck_frame(_run_frame(run_path, qrels), qrels, parse_measures(measures, binarize_at))
 
 
 def evaluate_and_crosscheck(run_path: str | os.PathLike, qrels: Qrels, measures: Sequence[str], binarize_at: int = 1,
