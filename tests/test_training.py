@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 import torch
 
+from margin_retrieval.errors import UserError
 from margin_retrieval.models.device import resolve_device
 from margin_retrieval.models.encoders import Encoder
 from margin_retrieval.training.batching import batch_indices, total_steps
@@ -187,8 +188,9 @@ def test_gpu_resource_without_cuda_fails_at_once():
         pytest.skip("CUDA present")
     with pytest.raises(RuntimeError, match="gpu"):
         resolve_device("auto", gpu_requested=True)
-    with pytest.raises(RuntimeError, match="training.device"):
+    with pytest.raises(RuntimeError, match="training.device") as error:
         resolve_device("cuda", gpu_requested=False)
+    assert isinstance(error.value, UserError)  # a job logs it as one line, without a traceback
     assert resolve_device("auto", gpu_requested=False).type == "cpu"
 
 

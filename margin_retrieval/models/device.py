@@ -10,17 +10,23 @@ from pathlib import Path
 
 import torch
 
+from margin_retrieval.errors import UserError
+
+
+class NoCudaDevice(UserError, RuntimeError):
+    """A job must compute on CUDA and torch sees none: a setting or an allocation to fix, not a bug."""
+
 
 def resolve_device(setting: str, gpu_requested: bool) -> torch.device:
     """CUDA when asked for (by config or by the job's gpu resource), and then it must exist; else CPU."""
     cuda = torch.cuda.is_available()
     if gpu_requested and not cuda:
-        raise RuntimeError(
+        raise NoCudaDevice(
             "this job was given the 'gpu' resource but torch sees no CUDA device "
             "(check the cluster's GPU allocation and that the CUDA build of torch is installed)"
         )
     if setting == "cuda" and not cuda:
-        raise RuntimeError("config training.device is 'cuda' but torch sees no CUDA device")
+        raise NoCudaDevice("config training.device is 'cuda' but torch sees no CUDA device")
     if setting == "cuda" or gpu_requested or (setting == "auto" and cuda):
         return torch.device("cuda")
     return torch.device("cpu")
