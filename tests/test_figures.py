@@ -275,6 +275,11 @@ def test_speedup_in_steps_triples_and_cpu_seconds(runs):
     assert sweep["cost"] == {"steps": 60, "triples": 240, "cpu_seconds": 110}
     assert sweep["speedup"] == pytest.approx({"steps": 3.0, "triples": 3.0, "cpu_seconds": 2.75})
     assert sweep["best_tau"] == 0.5 and sweep["taus"] == [0.1, 0.5]
+    # Successive halving, first rung one validation interval (10 steps): τ 0.1 leads there (.45 vs .42) and trains to
+    # its end (20 steps), τ 0.5 stops at 10: 30 steps against adaptive's 20 to the target, and it keeps τ 0.1.
+    halving = sweep["halving"]
+    assert (halving["kept_tau"], halving["steps"], halving["per_tau_steps"]) == (0.1, 30, {"0.1": 20, "0.5": 10})
+    assert halving["speedup_steps"] == pytest.approx(1.5) and halving["kept_best_value"] == 0.45
     reference = entry["reference"]
     assert reference["cost"] == {"steps": 30, "triples": 120, "cpu_seconds": 105}
     assert reference["speedup"] == pytest.approx({"steps": 1.5, "triples": 1.5, "cpu_seconds": 105 / 40})

@@ -9,7 +9,8 @@ target (first validation at or above it); the static sweep of the same in-batch 
 batching and fraction, ``train_logs.full_runs``), whose cost is the **full** training of every τ tried (a sweep
 must train them all; with seeds, each τ's cost averaged over its seeds, then summed over τ); and the reference
 (Margin-MSE): its cost to the target plus, in CPU seconds, the teacher's scoring of the training triples.
-Speed-up = cost / self-distilled cost to target, per unit.
+Speed-up = cost / self-distilled cost to target, per unit. Beside the full sweep, the steps of a successive-halving
+search over its τ, replayed from their logged curves (``halving``), for a sweep as a practitioner would run it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import math
 from typing import Mapping, Sequence
 
+from margin_retrieval.analysis.numbers.halving import successive_halving
 from margin_retrieval.analysis.numbers.seeds import mean_ci
 from margin_retrieval.analysis.numbers.train_logs import (
     best_static, by_variant, full_runs, mean_best, total_steps,
@@ -92,7 +94,27 @@ def _sweep(sweep: Sequence[dict], in_batch: str, target: float, own: Mapping) ->
     best = best_static(sweep, in_batch)
     return {"label": variant_label("static", in_batch) + " sweep", "taus": taus, "per_tau": per_tau,
             "cost": cost, "best_tau": float(best[0]["tau"]), "best_value": mean_best(best),
-            "reached": any(cost_to_target(r, target) is not None for r in sweep), "speedup": _ratios(cost, own)}
+            "reached": any(cost_to_target(r, target) is not None for r in sweep), "speedup": _ratios(cost, own),
+            "halving": _halving(sweep, own)}
+
+
+def _halving(sweep: Sequence[dict], own: Mapping, eta: int = 2) -> dict | None:
+    """What a practitioner's successive-halving search over the sweep's τ would have trained (``halving``), replayed
+    on each τ's logged curve (its lowest seed), its first rung one validation interval: the τ it keeps, the steps
+    each τ trained and their sum, and the speed-up in steps of the self-distilled run against that search."""
+    first: dict[str, dict] = {}
+    for run in sorted(sweep, key=lambda r: r.get("seed", 0)):
+        first.setdefault(f"{float(run['tau']):g}", run)
+    curves = {tau: [(int(step), float(value)) for step, value in
+                    zip(run["validation"]["step"], run["validation"][TEST_MEASURE])] for tau, run in first.items()}
+    intervals = sorted({step for curve in curves.values() for step, _ in curve if step > 0})
+    if not intervals:
+        return None
+    search = successive_halving(curves, first_rung=intervals[0], eta=eta)
+    steps = _mean(own, "steps")
+    return {"first_rung": intervals[0], "eta": eta, "kept_tau": float(search.kept), "steps": search.cost,
+            "per_tau_steps": search.steps, "kept_best_value": mean_best([first[search.kept]]),
+            "speedup_steps": search.cost / steps if steps else None}
 
 
 def _reference(runs: Sequence[dict], target: float, teacher_cpu: float | None, own: Mapping) -> dict:
