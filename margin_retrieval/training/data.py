@@ -5,6 +5,7 @@ fetched when first tokenized: ``margin_retrieval.training.texts``)."""
 from __future__ import annotations
 
 import csv
+from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Mapping, Sequence
@@ -72,7 +73,7 @@ def fraction_triples(triples_path: Path, splits_path: Path, fraction: float,
     row for row, as ``score_teacher`` writes it) also their scores, float32 [n, 2]; else None."""
     order = read_json(splits_path)["train_order"]
     kept = set(order[: fraction_size(len(order), fraction)])
-    builder, scores = TriplesBuilder(), []
+    builder, scores = TriplesBuilder(), array("f")  # C floats, not tuples of Python floats (~100 B a triple)
     teacher_rows = None if teacher_path is None else stream_tsv(teacher_path, (*TRIPLE_COLUMNS, "teacher_pos",
                                                                                 "teacher_neg"))
     for number, (qid, pos, neg) in stream_tsv(triples_path, TRIPLE_COLUMNS):
@@ -81,13 +82,13 @@ def fraction_triples(triples_path: Path, splits_path: Path, fraction: float,
         if qid in kept:
             builder.add(qid, pos, neg)
             if teacher_rows is not None:
-                scores.append(scores_row)
+                scores.extend(scores_row)
     if teacher_rows is not None and next(teacher_rows, None) is not None:
         raise ValueError(f"{teacher_path} has more rows than the triples of {triples_path}: it scores other triples")
     if not len(builder):
         raise ValueError(f"no training triple of {triples_path} belongs to fraction {fraction}")
     # float() then float32, as torch.tensor of the Python floats did: the same rounding, the same targets.
-    teacher = None if teacher_path is None else np.array(scores, dtype=np.float32).reshape(-1, 2)
+    teacher = None if teacher_path is None else np.frombuffer(scores, dtype=np.float32).reshape(-1, 2).copy()
     return builder.build(), teacher
 
 
