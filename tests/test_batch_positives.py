@@ -11,6 +11,7 @@ import torch
 
 from margin_retrieval.io import write_json, write_tsv
 from margin_retrieval.training.data import load_training_data
+from margin_retrieval.training.triples import Triples
 from margin_retrieval.training.losses import build_loss
 from margin_retrieval.training.positives import batch_positives
 from margin_retrieval.training.trainer import Trainer
@@ -131,7 +132,7 @@ def shared_query_data():
     """The tiny data plus a second triple of q0, whose positive d1 is also q1's: one batch of all nine triples
     holds in-batch positives of q0 (and the negatives d0, d1 of triples 5 and 6 are judged positives of q0)."""
     data = tiny_data()
-    data.triples = data.triples + [("q0", "d1", "d7")]
+    data.triples = Triples.from_tuples([*data.triples, ("q0", "d1", "d7")])
     data.positives = {f"q{i}": {f"d{i}"} for i in range(8)} | {"q0": {"d0", "d1"}}
     return data
 

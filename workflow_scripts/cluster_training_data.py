@@ -12,7 +12,7 @@ from margin_retrieval.training.clustering import (cluster_examples, cluster_stat
 from margin_retrieval.training.data import fraction_triples
 
 p = snakemake.params
-triples = fraction_triples(snakemake.input.triples, snakemake.input.splits, float(snakemake.wildcards.fraction))
+triples, _ = fraction_triples(snakemake.input.triples, snakemake.input.splits, float(snakemake.wildcards.fraction))
 query_ids, query_vectors = load_embeddings(snakemake.input.queries)
 query_emb = dict(zip(query_ids.tolist(), query_vectors))
 doc_emb = lookup_embeddings({pos for _, pos, _ in triples}, list(snakemake.input.docs))

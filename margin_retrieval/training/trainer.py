@@ -43,8 +43,7 @@ from margin_retrieval.training.optim import build_optimizer
 from margin_retrieval.training.positives import batch_positives
 from margin_retrieval.training.scaling import check_loss, grad_scaler, scaled_step
 from margin_retrieval.training.stopping import StoppingRule
-from margin_retrieval.training.tokens import TokenCache
-from margin_retrieval.training.validation import validate
+from margin_retrieval.training.validation import validate, validation_token_caches
 
 log = logging.getLogger(__name__)
 
@@ -72,9 +71,9 @@ class Trainer:
         self.dropout_masks = "fast" if config.dropout_masks == "fast" and self.device.type == "cpu" else "torch"
         if self.dropout_masks == "fast":
             use_fast_dropout(self.encoder.model)
-        # Steps and validations batch from token ids: each text is tokenized once per job.
-        self.query_tokens = TokenCache(self.encoder.tokenize, data.query_text, config.max_query_length)
-        self.doc_tokens = TokenCache(self.encoder.tokenize, data.doc_text, config.max_doc_length)
+        # Steps and validations batch from token ids: the validation texts are tokenized once per job, a batch's
+        # texts when they are not among the recently used ones (margin_retrieval.training.tokens).
+        self.query_tokens, self.doc_tokens = validation_token_caches(self.encoder, data, config)
         self.loss = build_loss(
             config.objective, tau=config.tau, in_batch=config.in_batch, error=config.error,
             temperature=config.infonce_temperature, similarity=config.margin_mse_similarity,
@@ -182,10 +181,11 @@ class Trainer:
 
     def _train_step(self) -> None:
         config = self.config
-        batch = [self.data.triples[i] for i in self.batches(self.state["step"])]
-        queries = self.query_tokens.rows([q for q, _, _ in batch])
-        positives = self.doc_tokens.rows([p for _, p, _ in batch])
-        negatives = self.doc_tokens.rows([n for _, _, n in batch])
+        indices = self.batches(self.state["step"])
+        qids, pos_ids, neg_ids = self.data.batch(indices)
+        queries = self.query_tokens.rows(qids)
+        positives = self.doc_tokens.rows(pos_ids)
+        negatives = self.doc_tokens.rows(neg_ids)
         with autocast_context(self.device, config.precision):
             # Separate forwards for q, p and n: shorter padding, faster than one concatenated batch on CPU.
             q = self.encoder.embed_tokens(queries)
@@ -193,10 +193,11 @@ class Trainer:
             n = self.encoder.embed_tokens(negatives)
         teacher = {}
         if self.loss.needs_teacher:
-            scores = torch.tensor([self.data.teacher_scores[t] for t in batch], device=self.device)
+            scores = torch.from_numpy(self.data.teacher(indices)).to(self.device)
             teacher = {"teacher_pos": scores[:, 0], "teacher_neg": scores[:, 1]}
         masks = {}
         if self.mask_positives:
+            batch = list(zip(qids, pos_ids, neg_ids))
             masks["positive_mask"] = batch_positives(batch, self.data.positives).to(self.device)
         output = self.loss(q.float(), p.float(), n.float(), **teacher, **masks)
         check_loss(output.loss, self.state["step"] + 1, self.scaler)

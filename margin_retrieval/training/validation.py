@@ -43,8 +43,8 @@ def validate(encoder: Encoder, data: TrainingData, config: TrainConfig, query_to
     """
     qids = sorted(data.validation_candidates)
     doc_ids = sorted({doc for docs in data.validation_candidates.values() for doc in docs})
-    query_tokens = query_tokens or TokenCache(encoder.tokenize, data.query_text, config.max_query_length)
-    doc_tokens = doc_tokens or TokenCache(encoder.tokenize, data.doc_text, config.max_doc_length)
+    if query_tokens is None or doc_tokens is None:
+        query_tokens, doc_tokens = validation_token_caches(encoder, data, config)
     query_emb = _encode(encoder, query_tokens, qids, config)
     doc_emb = _encode(encoder, doc_tokens, doc_ids, config)
     row = {doc: i for i, doc in enumerate(doc_ids)}
@@ -59,6 +59,15 @@ def validate(encoder: Encoder, data: TrainingData, config: TrainConfig, query_to
         aggregator.add(metric.value)
         per_query[metric.query_id] = float(metric.value)
     return ValidationResult(float(aggregator.result()), dict(sorted(per_query.items())))
+
+
+def validation_token_caches(encoder: Encoder, data: TrainingData,
+                            config: TrainConfig) -> tuple[TokenCache, TokenCache]:
+    """Token caches of queries and documents that keep the validation queries' and candidates' rows for good: they
+    are re-encoded at every validation."""
+    candidates = {doc for docs in data.validation_candidates.values() for doc in docs}
+    return (TokenCache(encoder.tokenize, data.query_text, config.max_query_length, keep=data.validation_candidates),
+            TokenCache(encoder.tokenize, data.doc_text, config.max_doc_length, keep=candidates))
 
 
 def _encode(encoder: Encoder, tokens: TokenCache, ids: list[str], config: TrainConfig):
