@@ -217,6 +217,29 @@ def test_scifact_rebuild_refuses_other_counts(tmp_path, monkeypatch):
     assert not (tmp_path / "source.zip").exists()
 
 
+def prepare_after_a_failed_download(home: Path, cwd: Path, body: str) -> dict:
+    """Run ``body`` in a fresh process (ir_datasets fixes its datasets' paths at import) with ``json`` and
+    ``collections`` imported, the ir_datasets home at ``home`` and the first download attempt made to fail (so the
+    offline mirror is used and the test does not depend on the network); returns what its last line prints as JSON."""
+    script = textwrap.dedent(f"""
+        import json
+        from margin_retrieval.data import collections
+        collections.configure_home({str(home)!r})
+        real, calls = collections.materialize, []
+        def flaky(dataset, parts=()):
+            calls.append(1)
+            if len(calls) == 1:
+                raise RuntimeError("All download sources failed")
+            return real(dataset, parts)
+        collections.materialize = flaky
+    """) + textwrap.dedent(body)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "IR_DATASETS_HOME": str(home)}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=cwd,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
 def test_prepare_falls_back_to_the_mirror_and_ir_datasets_serves_scifact(tmp_path, scifact_mirror):
     """In a fresh process (ir_datasets fixes BEIR's paths at import); the first download attempt is made to fail, so
     the test does not depend on the network."""
@@ -225,20 +248,10 @@ def test_prepare_falls_back_to_the_mirror_and_ir_datasets_serves_scifact(tmp_pat
     work.mkdir()
     mirror, expected = scifact_mirror
     relative_mirror = os.path.relpath(mirror, work)
-    script = textwrap.dedent(f"""
-        import json
-        from margin_retrieval.data import collections, scifact_mirror
+    out = prepare_after_a_failed_download(home, work, f"""
+        from margin_retrieval.data import scifact_mirror
         scifact_mirror.EXPECTED.clear()
         scifact_mirror.EXPECTED.update({expected!r})
-        collections.configure_home({str(home)!r})
-        real = collections.materialize
-        calls = []
-        def flaky(dataset, parts=()):
-            calls.append(1)
-            if len(calls) == 1:
-                raise RuntimeError("All download sources failed")
-            return real(dataset, parts)
-        collections.materialize = flaky
         manifest = collections.prepare({{"dataset": "beir/scifact/test"}}, "scifact-test",
                                        {{"beir/scifact": {relative_mirror!r}}}, {str(home)!r})
         import ir_datasets
@@ -248,11 +261,6 @@ def test_prepare_falls_back_to_the_mirror_and_ir_datasets_serves_scifact(tmp_pat
         served += [len(list(train.queries_iter())), len(list(train.qrels_iter()))]
         print(json.dumps({{"manifest": manifest, "served": served}}))
     """)
-    env = {**os.environ, "PYTHONPATH": str(REPO), "IR_DATASETS_HOME": str(home)}
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=work,
-                            timeout=120)
-    assert result.returncode == 0, result.stderr[-4000:]
-    out = json.loads(result.stdout.strip().splitlines()[-1])
     assert out["served"] == [expected["test_queries"], expected["test_qrels"], expected["docs"],
                              expected["train_queries"], expected["train_qrels"]]
     manifest = out["manifest"]
@@ -328,29 +336,15 @@ def test_prepare_falls_back_to_the_cranfield_mirror_and_ir_datasets_serves_cranf
     """ir_datasets' own ``cranfield`` id from the offline copy, in a fresh process (ir_datasets fixes its paths at
     import); the first download attempt is made to fail, so the test does not depend on the network."""
     home = tmp_path / "irds"
-    script = textwrap.dedent(f"""
-        import collections as counter, json
-        from margin_retrieval.data import collections
+    out = prepare_after_a_failed_download(home, tmp_path, f"""
+        from collections import Counter
         from margin_retrieval.data.cranfield_mirror import RELEVANCE_MAP
-        collections.configure_home({str(home)!r})
-        real, calls = collections.materialize, []
-        def flaky(dataset, parts=()):
-            calls.append(1)
-            if len(calls) == 1:
-                raise RuntimeError("All download sources failed")
-            return real(dataset, parts)
-        collections.materialize = flaky
         manifest = collections.prepare({{"dataset": "cranfield"}}, "cranfield",
                                        {{"cranfield": {str(CRANFIELD_MIRROR)!r}}}, {str(home)!r})
         dataset = collections.load_id("cranfield")
-        grades = counter.Counter(g for docs in collections.qrels(dataset, RELEVANCE_MAP).values() for g in docs.values())
+        grades = Counter(g for docs in collections.qrels(dataset, RELEVANCE_MAP).values() for g in docs.values())
         print(json.dumps({{"manifest": manifest, "grades": grades, "queries": sorted(collections.queries(dataset))}}))
     """)
-    env = {**os.environ, "PYTHONPATH": str(REPO), "IR_DATASETS_HOME": str(home)}
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path,
-                            timeout=120)
-    assert result.returncode == 0, result.stderr[-4000:]
-    out = json.loads(result.stdout.strip().splitlines()[-1])
     manifest = out["manifest"]
     assert (manifest["docs"], manifest["queries"], manifest["qrels"]) == (1400, 225, 1837)
     assert manifest["source"] == f"offline_mirror:{CRANFIELD_MIRROR}"
