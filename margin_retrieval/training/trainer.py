@@ -233,10 +233,10 @@ class Trainer:
                 self._validate_and_maybe_stop()  # step 0: the untrained model is the first candidate
                 self._save_checkpoint()
             reason = self._train_steps(stop)
-        if self.config.export == Export.LAST:
+        last = self.config.export == Export.LAST
+        if last:
             with atomic_path(self.last_dir) as tmp:
                 self.encoder.save(tmp)
-        last = self.config.export == Export.LAST
         summary = {"best_step": self.state["best_step"], "best_value": self.state["best_value"],
                    "stopped_reason": reason, "skipped_steps": self.state["skipped_steps"],
                    "exported": self.config.export.value,

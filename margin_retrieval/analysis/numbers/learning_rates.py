@@ -9,25 +9,18 @@ from typing import Mapping, Sequence
 
 import pandas as pd
 
-from margin_retrieval.analysis.results import TEST_MEASURE, write_frame
+from margin_retrieval.analysis.numbers.train_logs import best_value
+from margin_retrieval.analysis.results import write_frame
 from margin_retrieval.analysis.systems import VARIANT_COLUMNS, blank
 
 SETTING_COLUMNS = [c for c in VARIANT_COLUMNS if c not in ("kind", "lr")]
 TABLE_COLUMNS = [*SETTING_COLUMNS, "lr", "seeds", "best_validation", "chosen"]
 
 
-def best_validation(run: Mapping) -> float:
-    """The run's best validation nDCG@10 (its end event; else the maximum of its validations)."""
-    end = run.get("end") or {}
-    if end.get("best_value") is not None:
-        return float(end["best_value"])
-    return float(run["validation"][TEST_MEASURE].max())
-
-
 def learning_rate_table(runs: Sequence[Mapping]) -> pd.DataFrame:
     """One row per setting and learning rate, for the settings trained at more than one rate: the seeds, the mean
     best validation over them, and whether it is the setting's choice (the highest; a tie goes to the smaller rate)."""
-    records = [{**{c: run.get(c) for c in SETTING_COLUMNS}, "lr": run.get("lr"), "value": best_validation(run)}
+    records = [{**{c: run.get(c) for c in SETTING_COLUMNS}, "lr": run.get("lr"), "value": best_value(run)}
                for run in runs if not blank(run.get("lr"))]
     if not records:
         return pd.DataFrame(columns=TABLE_COLUMNS)

@@ -71,12 +71,13 @@ def load_runs(runs: pd.DataFrame | Sequence[Mapping]) -> list[dict]:
 
 
 def best_value(run: Mapping) -> float | None:
-    """The best validation value of a run (its log's maximum, else the end record's)."""
-    values = run["validation"][TEST_MEASURE].dropna()
-    if len(values):
-        return float(values.max())
+    """The best validation value of a run: its end record's (the kept checkpoint's: with ``training.min_delta`` a
+    later validation may exceed it by less than that), else, for a run without one, its log's maximum."""
     end = run.get("end") or {}
-    return float(end["best_value"]) if end.get("best_value") is not None else None
+    if end.get("best_value") is not None:
+        return float(end["best_value"])
+    values = run["validation"][TEST_MEASURE].dropna()
+    return float(values.max()) if len(values) else None
 
 
 def total_steps(run: Mapping) -> float:
