@@ -30,8 +30,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from common import REPO, Report  # common also puts the repository on sys.path
+
 # Deterministic cuBLAS for the kill-and-resume comparison; must be set before CUDA initialises.
 os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -263,18 +263,13 @@ def main() -> int:
     size = (Size(paper["batch_size"], paper["max_query_length"], paper["max_doc_length"], args.steps, args.shard,
                  20000, None) if cuda
             else Size(4, paper["max_query_length"], paper["max_doc_length"], min(args.steps, 3), 64, 2000, 2))
-    lines: list[str] = []
     shown = train_config(size, **LOSS_FAMILIES["adaptive"])
-
-    def say(line: str = "") -> None:
-        print(line, flush=True)
-        lines.append(line)
-
     device = torch.cuda.get_device_name(0) if cuda else "CPU (smoke run, toy sizes)"
-    say(f"# GPU acceptance: {device}; torch {torch.__version__}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
-    say(f"batch {size.batch}, queries {size.query_length} tokens, documents {size.doc_length} tokens, "
+    report = Report(f"GPU acceptance: {device}; torch {torch.__version__}", args, setting=(
+        f"batch {size.batch}, queries {size.query_length} tokens, documents {size.doc_length} tokens, "
         f"{size.steps} steps per run (1 warm-up), random weights, config/paper.yaml's training settings "
-        f"(precision {shown.precision}, learning rate {shown.learning_rate:g})")
+        f"(precision {shown.precision}, learning rate {shown.learning_rate:g})"))
+    say = report.add
     try:
         import bitsandbytes
 
@@ -316,17 +311,13 @@ def main() -> int:
                    f"{RESUME_TOLERANCE:g} (worst {worst:.2g}, bitwise {'yes' if whole == resumed else 'no'})"] = (
                 len(whole) == len(resumed) == 8 and worst <= RESUME_TOLERANCE)
     say()
-    say("| encoder | loss family | steps/s | triples/s | peak GiB | optimizer | loss first -> last |")
-    say("|---|---|---|---|---|---|---|")
-    for row in rows:
-        say("| " + " | ".join(row) + " |")
+    report.table(["encoder", "loss family", "steps/s", "triples/s", "peak GiB", "optimizer", "loss first -> last"],
+                 rows)
     say()
     for name, passed in checks.items():
         say(f"{'PASS' if passed else 'FAIL'}: {name}")
     say(f"wall time {time.perf_counter() - started:.0f} s")
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text("\n".join(lines) + "\n")
+    report.close()
     return 0 if all(checks.values()) else 1
 
 
