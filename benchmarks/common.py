@@ -113,6 +113,47 @@ def interleaved(contestants: dict[str, Callable[[], float | None]], reps: int) -
 MATRIX_PRODUCTS = {"aten::mm", "aten::addmm", "aten::bmm"}
 
 
+def flops_of(run: Callable[[], object]) -> float:
+    """Floating-point operations of one call of ``run`` as torch's ``FlopCounterMode`` counts them: the matrix
+    products (mm, addmm, bmm) and attention, forward and backward; the elementwise rest counts nothing."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        run()
+    return float(counter.get_total_flops())
+
+
+def matrix_products(model: Path, rows: int, precision: str = "fp32",
+                    reps: int = 5) -> tuple[Callable[[], float], float]:
+    """The machine's matrix-multiply rate on the model's own shapes: one layer's linear maps (query, key, value,
+    attention output, feed-forward up and down) as ``addmm`` on ``rows`` token rows, the forward a BERT layer runs.
+
+    Returns a contestant for ``interleaved`` (seconds of one pass, the median of ``reps``) and the FLOPs of one pass,
+    so the rate is timed in the same run, under the same load, as what it is compared with. ``precision`` bf16 times
+    bf16 operands (what autocast hands the matrix products)."""
+    import torch
+
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    config = json.loads((model / "config.json").read_text())
+    hidden, intermediate = config["hidden_size"], config["intermediate_size"]
+    shapes = [(hidden, hidden)] * 4 + [(hidden, intermediate), (intermediate, hidden)]
+    operands = [(torch.randn(rows, k, dtype=dtype), torch.randn(k, n, dtype=dtype), torch.randn(n, dtype=dtype))
+                for k, n in shapes]
+    flops = float(sum(2 * rows * k * n for k, n in shapes))
+
+    def one_pass() -> float:
+        times = []
+        for _ in range(reps):
+            start = time.perf_counter()
+            for a, b, bias in operands:
+                torch.addmm(bias, a, b)
+            times.append(time.perf_counter() - start)
+        return statistics.median(times)
+
+    one_pass()  # warm-up: the first call pays for the library's dispatch and allocation
+    return one_pass, flops
+
+
 def profile_shares(report: Report, label: str, run: Callable[[], object], top: int = 6) -> float:
     """Where ``run``'s CPU time goes: report the operators with the largest share of self CPU time over one call
     (after a warm-up call); returns the share of the matrix products (mm, addmm, bmm, fused attention)."""

@@ -6,6 +6,11 @@ runs twice: as configured by default (``dropout_masks: fast``) and with torch's 
 Each contestant runs blocks of ``--steps`` steps, blocks interleaved; a block's time is the median of its steps after
 the first (sentence-transformers: the time between its ``on_step_end`` callbacks, data loading included).
 
+Beside each rate: the share of the machine's matrix-multiply rate it reaches. The work of a step is the FLOPs torch's
+counter finds in one of ours (three forwards, their backward), the same nominal work for every contestant (they run
+the same model on the same shapes); the rate is that of the model's own linear maps on one batch of passages
+(``common.matrix_products``), timed interleaved with the contestants.
+
     python benchmarks/train_step.py --out benchmarks/results/train_step.txt
 """
 
@@ -18,8 +23,8 @@ from pathlib import Path
 
 import torch
 
-from common import (Report, arguments, interleaved, precisions, profile_shares, scifact, student, train_config,
-                    training_data)
+from common import (Report, arguments, flops_of, interleaved, matrix_products, precisions, profile_shares, scifact,
+                    student, train_config, training_data)
 
 BATCH, QUERY_LENGTH, DOC_LENGTH = 32, 32, 128
 
@@ -62,13 +67,15 @@ def plain_block(model: Path, data, precision: str, steps: int):
         return (hidden * mask).sum(1) / mask.sum(1)
 
     def step():
-        rows = data.triples[position[0] : position[0] + BATCH]
+        indices = range(position[0], position[0] + BATCH)
         position[0] = (position[0] + BATCH) % (len(data.triples) - BATCH)
+        qids, positives, negatives = data.batch(indices)
         with autocast:
-            q = embed([data.query_text[r[0]] for r in rows], QUERY_LENGTH)
-            p = embed([data.doc_text[r[1]] for r in rows], DOC_LENGTH)
-            n = embed([data.doc_text[r[2]] for r in rows], DOC_LENGTH)
-        target = torch.tensor([data.teacher_scores[r][0] - data.teacher_scores[r][1] for r in rows])
+            q = embed([data.query_text[i] for i in qids], QUERY_LENGTH)
+            p = embed([data.doc_text[i] for i in positives], DOC_LENGTH)
+            n = embed([data.doc_text[i] for i in negatives], DOC_LENGTH)
+        scores = torch.from_numpy(data.teacher(indices))
+        target = scores[:, 0] - scores[:, 1]
         loss = (((q * p).sum(-1) - (q * n).sum(-1) - target) ** 2).mean()
         optimizer.zero_grad()
         loss.backward()
@@ -95,11 +102,13 @@ def st_block(model: Path, data, precision: str, steps: int, loss_name: str, work
 
     st_model = SentenceTransformer(str(model), device="cpu")
     st_model.max_seq_length = DOC_LENGTH
-    rows = {"query": [data.query_text[q] for q, _, _ in data.triples],
-            "positive": [data.doc_text[p] for _, p, _ in data.triples],
-            "negative": [data.doc_text[n] for _, _, n in data.triples]}
+    everything = range(len(data.triples))
+    qids, positives, negatives = data.batch(everything)
+    rows = {"query": [data.query_text[i] for i in qids], "positive": [data.doc_text[i] for i in positives],
+            "negative": [data.doc_text[i] for i in negatives]}
     if loss_name == "MarginMSE":
-        rows["label"] = [data.teacher_scores[t][0] - data.teacher_scores[t][1] for t in data.triples]
+        scores = data.teacher(everything)
+        rows["label"] = (scores[:, 0] - scores[:, 1]).tolist()
         loss = losses.MarginMSELoss(st_model)
     else:
         loss = losses.MultipleNegativesRankingLoss(st_model)
@@ -150,15 +159,26 @@ def main() -> None:
             for loss_name in args.losses:
                 contestants[f"ST trainer {loss_name}", precision] = st_block(model, data, precision, args.steps,
                                                                            loss_name, Path(work))
+        matrix_flops, step_flops = {}, {}
+        for precision in precisions():
+            contestants["matrix products", precision], matrix_flops[precision] = matrix_products(
+                model, BATCH * DOC_LENGTH, precision)
+            counted = ours_block(model, data, precision, args.steps, Path(work) / "counted")
+            step_flops[precision] = flops_of(counted) / args.steps
         seconds = interleaved(contestants, args.reps)
     rows = []
     for precision in precisions():
         ours_rate = BATCH / seconds["ours", precision]
+        matrix_rate = matrix_flops[precision] / seconds["matrix products", precision]
+        report.add(f"{precision}: a step is {step_flops[precision] / 1e9:.0f} GFLOP; the machine's matrix products on "
+                   f"the model's shapes run at {matrix_rate / 1e9:.1f} GFLOP/s")
         for name, p in seconds:
-            if p == precision:
+            if p == precision and name != "matrix products":
                 rate = BATCH / seconds[name, p]
-                rows.append([precision, name, rate, ours_rate / rate])
-    report.table(["precision", "contestant", "triples/s", "ours / contestant"], rows)
+                achieved = rate / BATCH * step_flops[precision]
+                rows.append([precision, name, rate, ours_rate / rate, achieved / 1e9, f"{achieved / matrix_rate:.0%}"])
+    report.table(["precision", "contestant", "triples/s", "ours / contestant", "GFLOP/s", "share of matrix rate"],
+                 rows)
     if args.profile:
         with tempfile.TemporaryDirectory() as work:
             for precision in precisions():
