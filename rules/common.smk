@@ -12,6 +12,8 @@ checks.check_schema(config, Path(workflow.basedir) / "schemas/config.schema.yaml
 validate(config, schema="../schemas/config.schema.yaml")
 
 from margin_retrieval.config import FirstStage, Negatives, Settings, TeacherPairs
+from margin_retrieval.training.config import TrainConfig
+from margin_retrieval.training.student import trained_similarity
 from margin_retrieval.experiments import (
     GridDefaults,
     expand_experiments,
@@ -232,6 +234,24 @@ def summary_aggregate(wildcards):
     )
 
 
+def same_weights_reference(wildcards):
+    """For a trained system whose base model is also a zero-shot system: that base model and the zero-shot encoding
+    of the same texts. A run that kept its untrained model exports those weights unchanged and copies the encoding
+    instead of repeating it (workflow_scripts/encode.py); any other run encodes as usual."""
+    kind, _, rest = wildcards.system.partition("/")
+    if kind != "trained":
+        return {}
+    model = grid_row(rest)["model"]
+    if model not in config["zeroshot"]:
+        return {}
+    system = f"zeroshot/{model}"
+    if "scatteritem" in wildcards.keys():
+        reference = f"results/embeddings/{system}/corpus/{wildcards.corpus}/docs-{wildcards.scatteritem}.npz"
+    else:
+        reference = f"results/embeddings/{system}/{wildcards.data}/queries.npz"
+    return {"reference_model": f"results/models/{model}", "reference": reference}
+
+
 def corpus_shard(wildcards):
     """The encoded document shard that a collection's search reads."""
     corpus = CORPUS_OF[wildcards.collection]
@@ -248,8 +268,12 @@ def system_description(system):
     kind, _, rest = system.partition("/")
     if kind == "zeroshot":
         return {"system": system, "kind": "zeroshot", "model": rest}
-    row = dict(part.split("~", 1) for part in rest.split("/"))
-    return {"system": system, "kind": "trained", **run_description(row, GRID_DEFAULTS)}
+    return {"system": system, "kind": "trained", **run_description(grid_row(rest), GRID_DEFAULTS)}
+
+
+def grid_row(name):
+    """The grid columns of a run name (model~…/objective~…/…)."""
+    return dict(part.split("~", 1) for part in name.split(os.sep))
 
 
 def train_logs():
@@ -318,6 +342,31 @@ def run_triples(wildcards):
     """The triples of a run: its negative source's, or the scored pairs (``triples_set``)."""
     source = triples_set(wildcards.objective, wildcards.negatives, wildcards.model)
     return f"results/train_data/{source}/triples.tsv"
+
+
+def train_config_of(row):
+    """The training settings of one grid row (a run name's columns)."""
+    return TrainConfig.from_config(SETTINGS.training, run_description(row, GRID_DEFAULTS))
+
+
+def untrained_validation_input(wildcards):
+    """The student's untrained validation, computed once (rule validate_untrained) and logged by each of its runs as
+    step 0. A config that trains on CUDA validates step 0 in each run, in the run's own precision."""
+    if config["training"]["device"] == "cuda":
+        return {}
+    row = TRAIN_SPACE.instance(wildcards)
+    similarity = trained_similarity(train_config_of(row))
+    return {"untrained": f"results/train_data/untrained_validation/{row['model']}/{similarity}.json"}
+
+
+def untrained_validation_run(wildcards):
+    """A grid run of the student that scores with this similarity: its step 0 is that of every such run."""
+    for pattern in TRAIN_SPACE.instance_patterns:
+        row = grid_row(pattern)
+        run = run_description(row, GRID_DEFAULTS)
+        if row["model"] == wildcards.model and trained_similarity(train_config_of(row)) == wildcards.similarity:
+            return run
+    raise ValueError(f"no run of {wildcards.model} scores with {wildcards.similarity}")
 
 
 def teacher_scores_to_check(wildcards):

@@ -1,6 +1,7 @@
 rule encode_docs:
     input:
         unpack(precision_input),
+        unpack(same_weights_reference),
         model=system_model_dir,
         manifest=lambda wc: f"results/data/{CORPUS_SOURCE[wc.corpus]}/manifest.json",
     output:
@@ -29,6 +30,7 @@ rule encode_docs:
 rule encode_queries:
     input:
         unpack(precision_input),
+        unpack(same_weights_reference),
         model=system_model_dir,
         manifest="results/data/{data}/manifest.json",
     output:

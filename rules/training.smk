@@ -54,9 +54,38 @@ rule cluster_training_data:
         "../workflow_scripts/cluster_training_data.py"
 
 
+rule validate_untrained:
+    input:
+        unpack(precision_input),
+        base_model="results/models/{model}",
+        splits="results/train_data/splits.json",
+        candidates="results/train_data/validation_candidates.tsv",
+        manifest=f"results/data/{TRAIN_COLLECTION}/manifest.json",
+    output:
+        "results/train_data/untrained_validation/{model}/{similarity}.json",
+    log:
+        "results/logs/validate_untrained/{model}/{similarity}.log",
+    benchmark:
+        "results/benchmarks/validate_untrained/{model}/{similarity}.tsv"
+    wildcard_constraints:
+        similarity="cosine|dot",
+    conda:
+        "../envs/torch.yaml"
+    threads: JOB_THREADS
+    params:
+        run=untrained_validation_run,
+        training=SETTINGS.training,
+        spec=DATA_SPECS[TRAIN_COLLECTION],
+        name=TRAIN_COLLECTION,
+        home=ir_home(),
+    script:
+        "../workflow_scripts/validate_untrained.py"
+
+
 rule train:
     input:
         unpack(precision_input),
+        unpack(untrained_validation_input),
         base_model="results/models/{model}",
         triples=run_triples,
         splits="results/train_data/splits.json",

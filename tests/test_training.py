@@ -26,8 +26,10 @@ from margin_retrieval.models.encoders import Encoder
 from margin_retrieval.training.batching import batch_indices, total_steps
 from margin_retrieval.training.config import TrainConfig
 from margin_retrieval.training.data import TrainingData
+from margin_retrieval.training.student import validation_condition
 from margin_retrieval.training.tokens import TokenCache
 from margin_retrieval.training.trainer import Trainer
+from margin_retrieval.training.untrained import validate_untrained
 from margin_retrieval.training.validation import validate
 from tests.configs import settings
 from tests.tiny_bert import make_tiny_bert
@@ -486,3 +488,34 @@ def test_adamw8bit_on_the_cpu_trains_with_adamw_and_warns(base_model, caplog):
         optimizer, _ = build_optimizer(model, config(optimizer="adamw8bit"), torch.device("cpu"))
     assert type(optimizer) is torch.optim.AdamW
     assert [r.levelname for r in caplog.records] == ["WARNING"] and "needs CUDA" in caplog.records[0].message
+
+
+def test_step_zero_from_the_untrained_validation_file_logs_what_validating_would(base_model, tmp_path):
+    cfg, device = config(), torch.device("cpu")
+    saved = tmp_path / "untrained.json"
+    validate_untrained(base_model, tiny_data(), cfg, device, saved)
+    fresh = Trainer(base_model, tiny_data(), cfg, tmp_path / "fresh")
+    fresh.fit()
+    reused = Trainer(base_model, tiny_data(), cfg, tmp_path / "reused", untrained=saved)
+    reused.fit()
+    fresh_log, reused_log = read_log(fresh.log_path), read_log(reused.log_path)
+    step0 = [[e for e in log if e["event"] == "validation"][0] for log in (fresh_log, reused_log)]
+    assert step0[0]["step"] == step0[1]["step"] == 0
+    assert step0[1]["nDCG@10"] == pytest.approx(step0[0]["nDCG@10"], abs=1e-6)
+    assert step0[1]["per_query"] == pytest.approx(step0[0]["per_query"], abs=1e-6)
+    # skipping the step-0 validation leaves the run itself unchanged
+    losses = [[e["loss"] for e in log if e["event"] == "train"] for log in (fresh_log, reused_log)]
+    assert losses[1] == losses[0]
+    assert json.loads(saved.read_text())["condition"] == validation_condition(cfg, device)
+
+
+def test_an_untrained_validation_from_another_condition_is_recomputed(base_model, tmp_path):
+    saved = tmp_path / "untrained.json"
+    validate_untrained(base_model, tiny_data(), config(), torch.device("cpu"), saved)
+    record = json.loads(saved.read_text())
+    record["condition"]["precision"], record["nDCG@10"] = "bf16", -1.0  # a value no validation can give
+    saved.write_text(json.dumps(record))
+    trainer = Trainer(base_model, tiny_data(), config(), tmp_path / "work", untrained=saved)
+    trainer.fit()
+    step0 = [e for e in read_log(trainer.log_path) if e["event"] == "validation"][0]
+    assert step0["step"] == 0 and 0 <= step0["nDCG@10"] <= 1

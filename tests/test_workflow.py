@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from snakemake.utils import Paramspace
@@ -150,6 +151,32 @@ def test_training_logs_have_validation_and_targets(smoke_run):
             assert all(e["target_mean"] is not None for e in events if e["event"] == "train")
 
 
+def test_each_student_is_validated_untrained_once_and_every_run_logs_it_as_step_0(smoke_run):
+    root, _ = smoke_run
+    untrained = {path.parent.name: json.loads(path.read_text())
+                 for path in (root / "results/train_data/untrained_validation").glob("*/cosine.json")}
+    assert set(untrained) == {"tiny"}
+    logs = [log for log in (root / "results/train").rglob("train_log.jsonl") if "objective~margin_mse" not in str(log)]
+    assert logs
+    for log in logs:
+        step0 = next(json.loads(line) for line in log.read_text().splitlines() if '"validation"' in line)
+        assert step0["step"] == 0 and step0["nDCG@10"] == untrained["tiny"]["nDCG@10"], log
+        assert step0["per_query"] == pytest.approx(untrained["tiny"]["per_query"], abs=5e-7), log  # logged: 6 decimals
+
+
+def test_a_run_that_kept_its_untrained_model_shares_the_zero_shot_encoding(smoke_run):
+    root, _ = smoke_run
+    copied = [path for path in (root / "results/logs/encode_docs").rglob("*.log")
+              if "unchanged: its embeddings are" in path.read_text()]
+    assert copied  # the tiny grid has such a run; without one this test would check nothing
+    for log in copied:
+        shard = log.relative_to(root / "results/logs/encode_docs").with_suffix("")
+        system, corpus, part = shard.parent.parent, shard.parent.name, shard.name
+        own = np.load(root / "results/embeddings" / system / "corpus" / corpus / f"docs-{part}.npz")
+        base = np.load(root / "results/embeddings/zeroshot/tiny/corpus" / corpus / f"docs-{part}.npz")
+        assert (own["ids"] == base["ids"]).all() and (own["embeddings"] == base["embeddings"]).all()
+
+
 def test_student_negatives_have_their_own_triples_and_run(smoke_run):
     """Which triples the train job reads is checked on the DAG (test_experiments); here the jobs run end to end."""
     root, _ = smoke_run
@@ -211,12 +238,17 @@ def test_long_jobs_log_progress_without_carriage_returns(smoke_run):
         single = root / "results/logs" / f"{rule}.log"
         files = [single] if single.is_file() else sorted((root / "results/logs" / rule).rglob("*.log"))
         assert files, rule
+        encoded = 0
         for path in files:
             text = path.read_text()
             assert "\r" not in text, path
+            if "unchanged: its embeddings are" in text:  # a model equal to its base copies the base's encoding
+                continue
+            encoded += 1
             assert "/s, elapsed" in text and ", ETA " in text, path
             # the last line: all work done, or (training) where it stopped, early stopping included
             assert ("stopped (" in text) if rule == "train" else ("(100.0%)" in text), path
+        assert encoded, rule
     train_log = next((root / "results/logs/train").rglob("*.log")).read_text()
     assert "validation at step 0: nDCG@10" in train_log and "patience steps used" in train_log
     assert "triples/s" in train_log and "loss " in train_log

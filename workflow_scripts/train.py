@@ -36,8 +36,10 @@ data = load_training_data(
     teacher_path=Path(snakemake.input.teacher_scores[0]) if snakemake.input.teacher_scores else None,
     clusters_path=Path(snakemake.input.clusters[0]) if snakemake.input.clusters else None,
 )
+untrained = snakemake.input.get("untrained")
 trainer = Trainer(Path(snakemake.input.base_model), data, TrainConfig.from_config(training, run),
-                  Path(snakemake.params.work_dir), gpu_requested=gpu_requested)
+                  Path(snakemake.params.work_dir), gpu_requested=gpu_requested,
+                  untrained=Path(untrained) if untrained else None)
 try:
     summary = trainer.fit()
 except TrainingInterrupted as interrupted:  # a non-zero exit: Snakemake's retries (or SLURM's requeue) resume it

@@ -6,14 +6,19 @@ Rows are L2-normalised for a cosine model and raw for a dot-product one (``Encod
 
 from __future__ import annotations
 
+import logging
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
 
 from margin_retrieval.data import collections
 from margin_retrieval.models.encoders import Encoder
-from margin_retrieval.io import save_embeddings
+from margin_retrieval.models.identity import encodes_alike
+from margin_retrieval.io import atomic_path, save_embeddings
+
+log = logging.getLogger(__name__)
 
 
 def parse_shard(scatteritem: str) -> tuple[int, int]:
@@ -52,3 +57,17 @@ def encode_queries(encoder: Encoder, dataset, max_length: int, batch_size: int, 
                                 progress="encode_queries")
     save_embeddings(out, np.asarray(ids), embeddings)
     return len(ids)
+
+
+def reuse_encoding(model: Path, reference_model: Path, reference: Path, out: Path) -> bool:
+    """Copy ``reference`` (the same texts encoded with ``reference_model``) to ``out`` when ``model`` encodes alike
+    (``models.identity``: a trained run that kept its untrained model); False, writing nothing, otherwise.
+
+    A copy, not a link: the output gets its own modification time, as if encoded now, so Snakemake does not find it
+    older than the trained model it comes from."""
+    if not encodes_alike(model, reference_model):
+        return False
+    with atomic_path(out) as tmp:
+        shutil.copyfile(reference, tmp)
+    log.info("%s holds the weights of %s unchanged: its embeddings are %s, copied", model, reference_model, reference)
+    return True

@@ -115,29 +115,38 @@ def read_clusters(path: Path, triples: Triples | Sequence[tuple[str, str, str]])
     return [by_triple[t] for t in triples]
 
 
+def load_validation_data(splits_path: Path, candidates_path: Path, query_text: dict[str, str],
+                         qrels: dict[str, dict[str, int]], doc_lookup) -> TrainingData:
+    """The validation part of the training data, without triples: the candidates, their texts, the validation
+    queries and qrels (which may come from another dataset, TREC DL 2019 for MS MARCO: splits.json carries them)."""
+    splits = read_json(splits_path)
+    candidates: dict[str, list[str]] = {}
+    for row in read_tsv(candidates_path):
+        candidates.setdefault(row["qid"], []).append(row["doc_id"])
+    query_text = {**query_text, **splits.get("validation_queries", {})}
+    qrels = {**qrels, **splits.get("validation_qrels", {})}
+    candidate_docs = sorted({d for docs in candidates.values() for d in docs})
+    return TrainingData(triples=[], query_text={q: query_text[q] for q in candidates},
+                        doc_text=LazyTexts(doc_lookup, doc_lookup(candidate_docs)), validation_candidates=candidates,
+                        validation_qrels={q: qrels.get(q, {}) for q in candidates})
+
+
 def load_training_data(triples_path: Path, splits_path: Path, candidates_path: Path, fraction: float,
                        query_text: dict[str, str], qrels: dict[str, dict[str, int]], doc_lookup,
                        teacher_path: Path | None = None, clusters_path: Path | None = None) -> TrainingData:
     """Read the training-data files of one run; ``doc_lookup(ids) -> {id: text}`` resolves the validation
     candidates now and a batch's documents when they are first tokenized (``LazyTexts``)."""
-    splits = read_json(splits_path)
+    validation = load_validation_data(splits_path, candidates_path, query_text, qrels, doc_lookup)
     triples, teacher = fraction_triples(triples_path, splits_path, fraction, teacher_path)
-    candidates: dict[str, list[str]] = {}
-    for row in read_tsv(candidates_path):
-        candidates.setdefault(row["qid"], []).append(row["doc_id"])
     train_queries = triples.query_ids.tolist()
     positives = {q: {doc for doc, rel in qrels.get(q, {}).items() if rel > 0} for q in train_queries}
-    # Validation queries may come from another dataset (TREC DL 2019 for MS MARCO): splits.json carries their texts.
-    query_text = {**query_text, **splits.get("validation_queries", {})}
-    qrels = {**qrels, **splits.get("validation_qrels", {})}
-    candidate_docs = sorted({d for docs in candidates.values() for d in docs})
     return TrainingData(
         triples=triples,
-        query_text={q: query_text[q] for q in [*train_queries, *candidates]},
-        doc_text=LazyTexts(doc_lookup, doc_lookup(candidate_docs)),
+        query_text={**{q: query_text[q] for q in train_queries}, **validation.query_text},
+        doc_text=validation.doc_text,
         teacher_scores=teacher,
-        validation_candidates=candidates,
-        validation_qrels={q: qrels.get(q, {}) for q in candidates},
+        validation_candidates=validation.validation_candidates,
+        validation_qrels=validation.validation_qrels,
         clusters=None if clusters_path is None else read_clusters(clusters_path, triples),
         positives=positives,
     )

@@ -29,10 +29,8 @@ import torch
 from margin_retrieval.config import Export
 from margin_retrieval.io import atomic_path
 from margin_retrieval.models.device import resolve_device
-from margin_retrieval.models.dropout import use_fast_dropout
 from margin_retrieval.models.precision import autocast_context
 from margin_retrieval.models.card import write_card
-from margin_retrieval.models.encoders import Encoder
 from margin_retrieval.progress import Progress
 from margin_retrieval.training.batching import batch_plan, total_steps
 from margin_retrieval.training.config import TrainConfig
@@ -43,7 +41,9 @@ from margin_retrieval.training.optim import build_optimizer
 from margin_retrieval.training.positives import batch_positives
 from margin_retrieval.training.scaling import check_loss, grad_scaler, scaled_step
 from margin_retrieval.training.stopping import StoppingRule
-from margin_retrieval.training.validation import validate, validation_token_caches
+from margin_retrieval.training.student import training_encoder, validation_condition
+from margin_retrieval.training.validation import (ValidationResult, load_untrained, validate,
+                                                  validation_token_caches)
 
 log = logging.getLogger(__name__)
 
@@ -55,22 +55,19 @@ def seed_everything(seed: int) -> None:
 
 
 class Trainer:
-    """Runs (or resumes) one training job; ``work_dir`` holds checkpoints and the live log."""
+    """Runs (or resumes) one training job; ``work_dir`` holds checkpoints and the live log. ``untrained``: the
+    student's untrained validation (rule ``validate_untrained``), logged as step 0 instead of validating again when
+    it was computed under this run's condition (``validation_condition``)."""
 
     def __init__(self, base_model: Path, data: TrainingData, config: TrainConfig, work_dir: Path,
-                 gpu_requested: bool = False):
+                 gpu_requested: bool = False, untrained: Path | None = None):
         self.data = data
         self.config = config
         self.work_dir = Path(work_dir)
         self.device = resolve_device(config.device, gpu_requested)
+        self.untrained = untrained
         seed_everything(config.seed)
-        self.encoder = Encoder.load(base_model, device=self.device)
-        self.encoder.similarity = trained_similarity(config)  # recorded with the model; validation scores with it
-        self.encoder.model.train()  # HF models load in eval mode: dropout would be silently off
-        # The masks actually drawn, for the log: CUDA's own dropout is cheap, "fast" applies on a CPU only.
-        self.dropout_masks = "fast" if config.dropout_masks == "fast" and self.device.type == "cpu" else "torch"
-        if self.dropout_masks == "fast":
-            use_fast_dropout(self.encoder.model)
+        self.encoder, self.dropout_masks = training_encoder(base_model, config, self.device)
         # Steps and validations batch from token ids: the validation texts are tokenized once per job, a batch's
         # texts when they are not among the recently used ones (margin_retrieval.training.tokens).
         self.query_tokens, self.doc_tokens = validation_token_caches(self.encoder, data, config)
@@ -166,8 +163,10 @@ class Trainer:
         return True
 
     # -- the loop ---------------------------------------------------------------------------------------------
-    def _validate_and_maybe_stop(self) -> bool:
-        result = validate(self.encoder, self.data, self.config, self.query_tokens, self.doc_tokens)
+    def _validate_and_maybe_stop(self, result: ValidationResult | None = None) -> bool:
+        """Validate (or take ``result``, the same model's validation computed elsewhere), log, keep the best."""
+        if result is None:
+            result = validate(self.encoder, self.data, self.config, self.query_tokens, self.doc_tokens)
         self._log("validation", **result.log_values())
         value, step = result.mean, self.state["step"]
         if self.stopping.improves(value, self.state["best_value"]):
@@ -230,7 +229,7 @@ class Trainer:
                 self._log("start", total_steps=self.steps, triples=len(self.data.triples), device=str(self.device),
                           precision=self.config.precision, dropout_masks=self.dropout_masks,
                           optimizer=type(self.optimizer).__name__)
-                self._validate_and_maybe_stop()  # step 0: the untrained model is the first candidate
+                self._validate_and_maybe_stop(self._untrained())  # step 0: the untrained model is a candidate
                 self._save_checkpoint()
             reason = self._train_steps(stop)
         last = self.config.export == Export.LAST
@@ -247,6 +246,15 @@ class Trainer:
         log.info("stopped (%s) at step %d of %d: best validation nDCG@10 %.4f at step %d", reason, self.state["step"],
                  self.steps, self.state["best_value"], self.state["best_step"])
         return summary
+
+    def _untrained(self) -> ValidationResult | None:
+        if self.untrained is None:
+            return None
+        result = load_untrained(self.untrained, validation_condition(self.config, self.device))
+        if result is None:
+            log.info("%s was computed under another condition than this run's %s: validating step 0 anew",
+                     self.untrained, validation_condition(self.config, self.device))
+        return result
 
     def _train_steps(self, stop: StopSignals) -> str:
         """The steps from the current one on; returns why they ended (``max_steps`` or ``early_stopping``)."""
@@ -279,11 +287,3 @@ class Trainer:
         with atomic_path(log_out) as tmp:
             shutil.copyfile(self.log_path, tmp)
         shutil.rmtree(self.work_dir, ignore_errors=True)
-
-
-def trained_similarity(config: TrainConfig) -> str:
-    """The score the trained model is meant for: dot for the original (dot-product) Margin-MSE, else cosine."""
-    if config.objective == "margin_mse" and config.margin_mse_similarity == "dot":
-        return "dot"
-    return "cosine"
-

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import ir_measures
 
+from margin_retrieval.io import atomic_path
 from margin_retrieval.models.encoders import Encoder, longest_first
 from margin_retrieval.training.config import TrainConfig
 from margin_retrieval.training.data import TrainingData
@@ -73,3 +76,20 @@ def validation_token_caches(encoder: Encoder, data: TrainingData,
 def _encode(encoder: Encoder, tokens: TokenCache, ids: list[str], config: TrainConfig):
     order = longest_first([tokens.text(i) for i in ids])
     return encoder.encode_tokens(tokens.rows(ids), order, config.validation_batch_size, config.precision)
+
+
+def save_untrained(path: Path, result: ValidationResult, condition: dict) -> None:
+    """Write a student's untrained validation (rule ``validate_untrained``) with the ``condition`` it was computed
+    under (device type, precision, similarity): the step-0 validation that every run of the student shares."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps({"condition": condition, "nDCG@10": result.mean, "per_query": result.per_query},
+                                  indent=1) + "\n")
+
+
+def load_untrained(path: Path, condition: dict) -> ValidationResult | None:
+    """The untrained validation saved at ``path`` if it was computed under ``condition``; None (validate anew) if
+    not: a job on another device or in another precision scores the same weights slightly differently."""
+    saved = json.loads(Path(path).read_text())
+    if saved["condition"] != condition:
+        return None
+    return ValidationResult(saved["nDCG@10"], saved["per_query"])
