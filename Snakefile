@@ -3,8 +3,8 @@
 
 from snakemake.utils import min_version
 
-from margin_retrieval.checks import check_yaml_syntax
-from margin_retrieval.errors import exit_on_user_error
+from margin_retrieval.workflow.checks import check_yaml_syntax
+from margin_retrieval.jobs.errors import exit_on_user_error
 
 min_version("9.0")
 

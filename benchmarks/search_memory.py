@@ -5,7 +5,7 @@ writing 5 to /proc/self/clear_refs, so a later stage does not inherit an earlier
 
 1. encode a synthetic corpus with a random BERT (MiniLM-L3 shape by default) through ``margin_retrieval.models.encoders``;
 2. write ``--passages`` x ``--dim`` random unit vectors as ``--shards`` embedding files (fp32 and fp16), one shard in
-   memory at a time, with ``margin_retrieval.io.save_embeddings`` (the encode_docs rule's format);
+   memory at a time, with ``margin_retrieval.jobs.io.save_embeddings`` (the encode_docs rule's format);
 3. search ``--queries`` queries top-``--k`` shard by shard with ``search_shard`` and merge with ``merge_topk`` (the
    search and write_run rules), for the fp32 and the fp16 shards;
 4. the competitor in the same run: one unsharded faiss ``IndexFlatIP`` over the whole matrix (skipped with
@@ -132,7 +132,7 @@ def synthetic_passages(rng: np.random.Generator, words: list[str], n: int, mean_
 # --- stages 2-4: storing and searching ---------------------------------------------------------------------------
 
 def write_shards(directory: Path, n: int, dim: int, shards: int, fp16: bool, seed: int) -> list[Path]:
-    from margin_retrieval.io import save_embeddings
+    from margin_retrieval.jobs.io import save_embeddings
 
     directory.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)  # same seed: the fp32 and fp16 shards hold the same vectors
@@ -150,7 +150,7 @@ def write_shards(directory: Path, n: int, dim: int, shards: int, fp16: bool, see
 
 def sharded_search(paths: list[Path], query_ids: np.ndarray, queries: np.ndarray, k: int, threads: int):
     """The search rule for every shard in turn (one shard in memory at a time); returns the per-shard top-k."""
-    from margin_retrieval.io import load_embeddings
+    from margin_retrieval.jobs.io import load_embeddings
     from margin_retrieval.retrieval.search import search_shard
 
     results = []
@@ -164,7 +164,7 @@ def sharded_search(paths: list[Path], query_ids: np.ndarray, queries: np.ndarray
 def unsharded_search(paths: list[Path], n: int, dim: int, queries: np.ndarray, k: int, threads: int):
     import faiss
 
-    from margin_retrieval.io import load_embeddings
+    from margin_retrieval.jobs.io import load_embeddings
     from margin_retrieval.retrieval.search import configure_faiss
 
     configure_faiss(threads)

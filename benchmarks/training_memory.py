@@ -48,7 +48,7 @@ def fake_tokenize(texts: list[str], max_length: int) -> list[list[int]]:
 
 
 def write_files(directory: Path, n_triples: int) -> None:
-    from margin_retrieval.io import write_json, write_tsv
+    from margin_retrieval.jobs.io import write_json, write_tsv
 
     rng = random.Random(n_triples)
     n_queries = -(-n_triples // PAIRS_PER_QUERY)
@@ -79,7 +79,7 @@ def worker(directory: Path, representation: str) -> dict:
     import numpy as np
     import torch  # noqa: F401 (a train job has it loaded: the baseline includes it)
 
-    from margin_retrieval.io import read_json
+    from margin_retrieval.jobs.io import read_json
     from margin_retrieval.training.batching import RandomBatches
     from benchmarks.common import train_config
 
@@ -119,7 +119,7 @@ def worker(directory: Path, representation: str) -> dict:
 
 def old_load(directory: Path, query_text: dict) -> dict:
     """The replaced ``load_training_data``: rows as dicts, tuples, a dict of teacher scores, every text resolved."""
-    from margin_retrieval.io import read_tsv
+    from margin_retrieval.jobs.io import read_tsv
 
     triples = [(r["qid"], r["pos_id"], r["neg_id"]) for r in read_tsv(directory / "triples.tsv")]
     teacher = {(r["qid"], r["pos_id"], r["neg_id"]): (float(r["teacher_pos"]), float(r["teacher_neg"]))

@@ -5,19 +5,26 @@ from pathlib import Path
 import ir_datasets
 from snakemake.utils import Paramspace, validate
 
-from margin_retrieval import archive, checks
+from margin_retrieval.workflow import archive, checks
 
 # One line per problem first (Snakemake's own message dumps the whole schema); then the same schema fills defaults.
 checks.check_schema(config, Path(workflow.basedir) / "schemas/config.schema.yaml")
 validate(config, schema="../schemas/config.schema.yaml")
 
-from margin_retrieval.config import FirstStage, Negatives, Settings, TeacherPairs
+from margin_retrieval.workflow.config import (
+    FirstStage,
+    InBatch,
+    Negatives,
+    Objective,
+    Settings,
+    TeacherPairs,
+)
 from margin_retrieval.training.config import TrainConfig
 from margin_retrieval.training.student import trained_similarity
-from margin_retrieval.experiments import (
+from margin_retrieval.workflow.experiments import (
     GridDefaults,
     expand_experiments,
-    run_description,
+    run_name,
     training_budget,
 )
 
@@ -27,8 +34,11 @@ GRID_DEFAULTS = GridDefaults.from_settings(SETTINGS)
 STUDENTS = (
     [config["student"]] if isinstance(config["student"], str) else config["student"]
 )
-RUNS = expand_experiments(config["experiments"], STUDENTS, GRID_DEFAULTS)
-TRAIN_SPACE = Paramspace(RUNS.drop(columns="group"), param_sep="~")
+# The grid, parsed once: RUNS maps each run's name (its Paramspace pattern) to its typed columns.
+GRID = expand_experiments(config["experiments"], STUDENTS, GRID_DEFAULTS)
+RUNS = GRID.runs
+TRAIN_SPACE = Paramspace(GRID.table.drop(columns="group"), param_sep="~")
+MARGIN_MSE_RUNS = [run for run in RUNS.values() if run.objective == Objective.MARGIN_MSE]
 COLLECTIONS = sorted(config["collections"])
 # The collection the figures are drawn on: analysis.collection, else the first one the config lists.
 FIGURE_COLLECTION = config["analysis"]["collection"] or next(iter(config["collections"]))
@@ -56,6 +66,13 @@ if SETTINGS.train_data.docpairs is not None:
 if VALIDATION_COLLECTION in DATA_SPECS:
     DATA_PARTS[VALIDATION_COLLECTION] = ["scoreddocs"]
 SHARDS = config["retrieval"]["shards"]
+
+
+def intermediate(path):
+    """An output that only later jobs of the DAG read: temp() unless retrieval.keep_intermediate."""
+    return path if config["retrieval"]["keep_intermediate"] else temp(path)
+
+
 # Threads of every torch and faiss job. A small BERT keeps two threads only ~70% busy (CPU time / wall time of the
 # default's train and encode jobs), so by default two jobs of half the cores each share the machine: 1.2x sooner on
 # 2 cores (benchmarks/results/job_parallelism.txt).
@@ -75,7 +92,7 @@ def negatives_set(negatives, model):
 SCORED_SET = "scored"
 SCORED_PAIRS = bool(
     SETTINGS.train_data.teacher_pairs == TeacherPairs.SCORED
-    and (RUNS["objective"] == "margin_mse").any()
+    and MARGIN_MSE_RUNS
 )
 
 
@@ -88,13 +105,13 @@ def triples_set(objective, negatives, model):
 
 
 TRIPLE_SETS = sorted(
-    {triples_set(run.objective, run.negatives, run.model) for run in RUNS.itertuples()}
+    {triples_set(run.objective, run.negatives, run.model) for run in RUNS.values()}
 )
 # The triple sets that Margin-MSE runs train on: each gets its teacher scores (rule score_teacher).
 MARGIN_MSE_SETS = sorted(
     {
         triples_set(run.objective, run.negatives, run.model)
-        for run in RUNS[RUNS["objective"] == "margin_mse"].itertuples()
+        for run in MARGIN_MSE_RUNS
     }
 )
 
@@ -130,7 +147,7 @@ def check_config():
             raise checks.ConfigError(
                 f"config: model {key!r} (student/teacher/zeroshot) is not defined under 'models'"
             )
-    if (RUNS["objective"] == "margin_mse").any() and not (
+    if MARGIN_MSE_RUNS and not (
         config["teacher"] or config["train_data"]["teacher_scores_file"]
     ):
         raise checks.ConfigError(
@@ -145,12 +162,12 @@ def check_config():
             raise checks.ConfigError(
                 f"config: collection name {name!r} may only use letters, digits, '-' and '_'"
             )
-    references = set(RUNS.loc[RUNS["in_batch"] == "false", "objective"])
+    references = {run.objective.value for run in RUNS.values() if run.in_batch == InBatch.OFF}
     references |= {f"zeroshot/{model}" for model in config["zeroshot"]}
     references |= {f"trained/{pattern}" for pattern in TRAIN_SPACE.instance_patterns}
     used_models = {*STUDENTS, *config["zeroshot"], *filter(None, [config["teacher"]])}
     checks.check_values(
-        config, references, used_models, (RUNS["objective"] == "margin_mse").any()
+        config, references, used_models, bool(MARGIN_MSE_RUNS)
     )
 
 
@@ -241,7 +258,7 @@ def same_weights_reference(wildcards):
     kind, _, rest = wildcards.system.partition("/")
     if kind != "trained":
         return {}
-    model = grid_row(rest)["model"]
+    model = RUNS[rest].model
     if model not in config["zeroshot"]:
         return {}
     system = f"zeroshot/{model}"
@@ -268,12 +285,12 @@ def system_description(system):
     kind, _, rest = system.partition("/")
     if kind == "zeroshot":
         return {"system": system, "kind": "zeroshot", "model": rest}
-    return {"system": system, "kind": "trained", **run_description(grid_row(rest), GRID_DEFAULTS)}
+    return {"system": system, "kind": "trained", **RUNS[rest].description()}
 
 
-def grid_row(name):
-    """The grid columns of a run name (model~…/objective~…/…)."""
-    return dict(part.split("~", 1) for part in name.split(os.sep))
+def run_of(wildcards):
+    """The typed run of a train job's wildcards."""
+    return RUNS[run_name(TRAIN_SPACE.instance(wildcards))]
 
 
 def train_logs():
@@ -299,20 +316,15 @@ def eval_files(suffix):
     ]
 
 
-def zeroshot_embeddings(model):
-    """The zero-shot model's embeddings of the training queries and corpus: a first stage of its own."""
-    system = f"zeroshot/{model}"
-    return {
-        "query_embeddings": f"results/embeddings/{system}/{TRAIN_COLLECTION}/queries.npz",
-        "doc_embeddings": gather.shard(
-            f"results/embeddings/{system}/corpus/{CORPUS_OF[TRAIN_COLLECTION]}/docs-{{scatteritem}}.npz"
-        ),
-    }
+def student_ranking(model):
+    """The zero-shot student's ranking of the training queries, written by rank_training_queries; a first stage
+    of its own."""
+    return {"student_ranking": f"results/train_data/student/{model}/ranking.tsv"}
 
 
 def training_split_input(wildcards):
-    """The training collection's manifest, a separate validation dataset's, and the first student's embeddings if
-    it ranks the validation candidates (one candidate set for every run, so validation values compare).
+    """The training collection's manifest, a separate validation dataset's, and the first student's ranking if it
+    ranks the validation candidates (one candidate set for every run, so validation values compare).
     """
     inputs = {"manifest": f"results/data/{TRAIN_COLLECTION}/manifest.json"}
     if VALIDATION_COLLECTION in DATA_SPECS:
@@ -320,18 +332,18 @@ def training_split_input(wildcards):
             f"results/data/{VALIDATION_COLLECTION}/manifest.json"
         )
     elif SETTINGS.train_data.validation.candidates == FirstStage.STUDENT:
-        inputs |= zeroshot_embeddings(STUDENTS[0])
+        inputs |= student_ranking(STUDENTS[0])
     return inputs
 
 
 def training_triples_input(wildcards):
-    """The split, and the student's embeddings when its own ranking gives the negatives."""
+    """The split, and the student's ranking when it gives the negatives."""
     inputs = {
         "manifest": f"results/data/{TRAIN_COLLECTION}/manifest.json",
         "splits": "results/train_data/splits.json",
     }
     kind, _, model = wildcards.source.partition("/")
-    return inputs | (zeroshot_embeddings(model) if kind == Negatives.STUDENT else {})
+    return inputs | (student_ranking(model) if kind == Negatives.STUDENT else {})
 
 
 def negatives_source(wildcards):
@@ -344,9 +356,9 @@ def run_triples(wildcards):
     return f"results/train_data/{source}/triples.tsv"
 
 
-def train_config_of(row):
-    """The training settings of one grid row (a run name's columns)."""
-    return TrainConfig.from_config(SETTINGS.training, run_description(row, GRID_DEFAULTS))
+def train_config_of(run):
+    """The training settings of one run of the grid."""
+    return TrainConfig.from_config(SETTINGS.training, run.description())
 
 
 def untrained_validation_input(wildcards):
@@ -354,18 +366,16 @@ def untrained_validation_input(wildcards):
     step 0. A config that trains on CUDA validates step 0 in each run, in the run's own precision."""
     if config["training"]["device"] == "cuda":
         return {}
-    row = TRAIN_SPACE.instance(wildcards)
-    similarity = trained_similarity(train_config_of(row))
-    return {"untrained": f"results/train_data/untrained_validation/{row['model']}/{similarity}.json"}
+    run = run_of(wildcards)
+    similarity = trained_similarity(train_config_of(run))
+    return {"untrained": f"results/train_data/untrained_validation/{run.model}/{similarity}.json"}
 
 
 def untrained_validation_run(wildcards):
     """A grid run of the student that scores with this similarity: its step 0 is that of every such run."""
-    for pattern in TRAIN_SPACE.instance_patterns:
-        row = grid_row(pattern)
-        run = run_description(row, GRID_DEFAULTS)
-        if row["model"] == wildcards.model and trained_similarity(train_config_of(row)) == wildcards.similarity:
-            return run
+    for run in RUNS.values():
+        if run.model == wildcards.model and trained_similarity(train_config_of(run)) == wildcards.similarity:
+            return run.description()
     raise ValueError(f"no run of {wildcards.model} scores with {wildcards.similarity}")
 
 

@@ -5,7 +5,7 @@ rule encode_docs:
         model=system_model_dir,
         manifest=lambda wc: f"results/data/{CORPUS_SOURCE[wc.corpus]}/manifest.json",
     output:
-        "results/embeddings/{system}/corpus/{corpus}/docs-{scatteritem}.npz",
+        intermediate("results/embeddings/{system}/corpus/{corpus}/docs-{scatteritem}.npz"),
     log:
         "results/logs/encode_docs/{system}/{corpus}/{scatteritem}.log",
     benchmark:
@@ -61,7 +61,7 @@ rule search:
         queries="results/embeddings/{system}/{collection}/queries.npz",
         docs=corpus_shard,
     output:
-        "results/search/{system}/{collection}/topk-{scatteritem}.npz",
+        intermediate("results/search/{system}/{collection}/topk-{scatteritem}.npz"),
     log:
         "results/logs/search/{system}/{collection}/{scatteritem}.log",
     benchmark:
@@ -95,3 +95,27 @@ rule write_run:
         tag=run_tag,
     script:
         "../workflow_scripts/write_run.py"
+
+
+rule rank_training_queries:
+    input:
+        unpack(zeroshot_embeddings_of_training_data),
+        manifest=f"results/data/{TRAIN_COLLECTION}/manifest.json",
+    output:
+        "results/train_data/student/{model}/ranking.tsv",
+    log:
+        "results/logs/rank_training_queries/{model}.log",
+    benchmark:
+        "results/benchmarks/rank_training_queries/{model}.tsv"
+    conda:
+        "../envs/torch.yaml"
+    threads: JOB_THREADS
+    params:
+        spec=DATA_SPECS[TRAIN_COLLECTION],
+        name=TRAIN_COLLECTION,
+        deepest_cut=max(
+            SETTINGS.train_data.negatives.depth, SETTINGS.train_data.validation.depth
+        ),
+        home=ir_home(),
+    script:
+        "../workflow_scripts/rank_training_queries.py"

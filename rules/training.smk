@@ -106,7 +106,7 @@ rule train:
     resources:
         gpu=0,
     params:
-        run=lambda wc: run_description(TRAIN_SPACE.instance(wc)),
+        run=lambda wc: run_of(wc).description(),
         training=SETTINGS.training,
         work_dir=lambda wc, output: str(Path(output.log).parent / "checkpoint"),
         spec=DATA_SPECS[TRAIN_COLLECTION],

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
-from margin_retrieval.config import Settings
-from margin_retrieval.experiments import GridDefaults
+from margin_retrieval.workflow.config import Settings
+from margin_retrieval.workflow.experiments import GridDefaults
 
 SCHEMA = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
 MINIMAL = {

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from margin_retrieval import archive
-from margin_retrieval.io import read_tsv
+from margin_retrieval.workflow import archive
+from margin_retrieval.jobs.io import read_tsv
 
 DONE = "model~tiny/objective~adaptive/seed~0"
 UNFINISHED = "model~tiny/objective~adaptive/seed~1"

@@ -17,14 +17,8 @@ import pytest
 from margin_retrieval.models import sources
 from margin_retrieval.models.encoders import Encoder
 from margin_retrieval.retrieval import runs
-from tests.tiny_bert import make_tiny_bert
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return make_tiny_bert(tmp_path_factory.mktemp("bert") / "tiny")
 
 
 def run_arrays(n_queries: int = 3, k: int = 4):
@@ -55,7 +49,7 @@ def test_disk_full_while_writing_a_run_leaves_no_run_file(tmp_path, monkeypatch)
     assert visible(tmp_path) == [] and not list(tmp_path.iterdir())  # the temporary is cleaned up too
 
 
-def test_failed_model_save_leaves_no_model_directory(tiny, tmp_path, monkeypatch):
+def test_failed_model_save_leaves_no_model_directory(tiny_bert, tmp_path, monkeypatch):
     save = Encoder.save
 
     def save_then_fail(self, directory):
@@ -64,7 +58,7 @@ def test_failed_model_save_leaves_no_model_directory(tiny, tmp_path, monkeypatch
 
     monkeypatch.setattr(Encoder, "save", save_then_fail)
     with pytest.raises(OSError, match="No space left"):
-        sources.prepare_model(str(tiny), "mean", tmp_path / "models" / "tiny")
+        sources.prepare_model(str(tiny_bert), "mean", tmp_path / "models" / "tiny")
     assert visible(tmp_path / "models") == []
 
 
@@ -95,9 +89,9 @@ KILLED_WRITER = textwrap.dedent("""
 
 
 @pytest.mark.parametrize("kind", ["run", "model"])
-def test_kill_9_while_writing_leaves_no_output(tiny, tmp_path, kind):
+def test_kill_9_while_writing_leaves_no_output(tiny_bert, tmp_path, kind):
     out = tmp_path / "out" / ("run.trec" if kind == "run" else "model")
-    process = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(out), kind, str(tiny)], cwd=REPO,
+    process = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(out), kind, str(tiny_bert)], cwd=REPO,
                                env={**os.environ, "PYTHONPATH": str(REPO)})
     written = False
     deadline = time.time() + 120

@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from margin_retrieval.io import write_json, write_tsv
+from margin_retrieval.jobs.io import write_json, write_tsv
 from margin_retrieval.training.data import load_training_data
 from margin_retrieval.training.triples import Triples
 from margin_retrieval.training.losses import build_loss
@@ -17,7 +17,6 @@ from margin_retrieval.training.positives import batch_positives
 from margin_retrieval.training.trainer import Trainer
 from tests.test_losses import HAND_ERRORS, B, N, P, Q, cos, r, tensors
 from tests.test_training import config, tiny_data
-from tests.tiny_bert import make_tiny_bert
 
 T, F_ = True, False
 # Triples 0 and 1 share a query: p_0 and p_1 are positives of both rows, and n_2 is a judged positive of that query
@@ -123,11 +122,6 @@ def test_load_training_data_keeps_the_judged_positives_of_the_training_queries(t
     assert data.positives == {"qa": {"d1", "d4"}, "qb": {"d2"}}  # relevance 0 is not a positive; qv validates
 
 
-@pytest.fixture(scope="module")
-def base_model(tmp_path_factory):
-    return make_tiny_bert(tmp_path_factory.mktemp("bert") / "tiny")
-
-
 def shared_query_data():
     """The tiny data plus a second triple of q0, whose positive d1 is also q1's: one batch of all nine triples
     holds in-batch positives of q0 (and the negatives d0, d1 of triples 5 and 6 are judged positives of q0)."""
@@ -140,12 +134,12 @@ def shared_query_data():
 @pytest.mark.parametrize("objective, in_batch, masked", [("infonce", "false", True), ("adaptive", "textbook", True),
                                                          ("static", "true", True), ("adaptive", "false", False)])
 @pytest.mark.parametrize("enabled", [True, False])
-def test_the_batch_mask_reaches_the_loss(base_model, tmp_path, objective, in_batch, masked, enabled):
+def test_the_batch_mask_reaches_the_loss(tiny_bert, tmp_path, objective, in_batch, masked, enabled):
     data = shared_query_data()
     tau = 0.2 if objective == "static" else None
     settings = dataclasses.replace(config(objective=objective, in_batch=in_batch, tau=tau), batch_size=9,
                                    max_steps=2, mask_batch_positives=enabled)
-    trainer = Trainer(base_model, data, settings, tmp_path / "work")
+    trainer = Trainer(tiny_bert, data, settings, tmp_path / "work")
     calls = []
     forward = trainer.loss.forward
 

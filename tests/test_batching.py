@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from margin_retrieval.io import save_embeddings, write_tsv
+from margin_retrieval.jobs.io import save_embeddings, write_tsv
 from margin_retrieval.training.batching import (
-    ClusteredBatches, RandomBatches, batch_indices, batch_plan, clustered_epoch, epoch_seed,
+    ClusteredBatches, RandomBatches, batch_plan, clustered_epoch, epoch_seed,
 )
 from margin_retrieval.training.clustering import (cluster_examples, cluster_statistics, example_embeddings,
                                                   lookup_embeddings, n_clusters_for)
@@ -102,7 +102,7 @@ def test_no_two_seeds_share_an_epoch_of_batches():
     for seed in (0, 1, 2):
         cfg = config(seed=seed, max_epochs=3)
         for epoch in range(3):
-            orders[(seed, epoch)] = [tuple(batch_indices(40, cfg, epoch * per_epoch + i)) for i in range(per_epoch)]
+            orders[(seed, epoch)] = [tuple(RandomBatches(40, cfg)(epoch * per_epoch + i)) for i in range(per_epoch)]
     assert len(set(map(tuple, orders.values()))) == len(orders)
     clusters = [i % 5 for i in range(40)]
     assert clustered_epoch(clusters, 4, seed=0, epoch=1) != clustered_epoch(clusters, 4, seed=1, epoch=0)
@@ -114,7 +114,7 @@ def test_no_two_seeds_share_an_epoch_of_batches():
 def test_random_batching_is_todays_seeded_permutation():
     cfg = config(batch_size=3, max_epochs=2)
     plan = batch_plan(8, cfg)
-    assert [plan(step) for step in range(6)] == [batch_indices(8, cfg, step) for step in range(6)]
+    assert [plan(step) for step in range(6)] == [RandomBatches(8, cfg)(step) for step in range(6)]
 
 
 def reference_batch(n_triples: int, config: TrainConfig, step: int) -> list[int]:
@@ -135,7 +135,6 @@ def test_random_batches_equal_the_per_step_permutation_walked_or_built_at_any_st
         walked = batch_plan(n_triples, cfg)
         assert [walked(step) for step in steps] == expected
         assert [RandomBatches(n_triples, cfg)(step) for step in steps] == expected  # a resumed job's fresh plan
-        assert [batch_indices(n_triples, cfg, step) for step in steps] == expected
         assert all(type(i) is int for i in walked(0))  # Python ints, as torch's tolist gave
 
 

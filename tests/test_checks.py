@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from margin_retrieval import checks
-from margin_retrieval.checks import ConfigError
+from margin_retrieval.workflow import checks
+from margin_retrieval.workflow.checks import ConfigError
 from margin_retrieval.data.local_formats import MalformedFileError
 from margin_retrieval.models.packages import MissingPackageError
 from margin_retrieval.models.positions import position_limit

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from margin_retrieval.experiments import COLUMNS, expand_experiments
+from margin_retrieval.workflow.experiments import COLUMNS, expand_experiments
 from tests.configs import grid_defaults
 from tests.test_checks import MAX_MESSAGE_LINES
 
@@ -106,7 +106,7 @@ def job_stats(output: str) -> dict[str, int]:
 
 def expected_jobs(config: dict) -> dict[str, int]:
     students = [config["student"]] if isinstance(config["student"], str) else config["student"]
-    runs = expand_experiments(config["experiments"], students, grid_defaults(config))
+    runs = expand_experiments(config["experiments"], students, grid_defaults(config)).table
     margin_mse = bool((runs["objective"] == "margin_mse").any())
     negative_sets = {(run.negatives, run.model if run.negatives == "student" else "") for run in runs.itertuples()}
     systems = len(config.get("zeroshot", [])) + len(runs)
@@ -263,7 +263,7 @@ def sbatch_calls(root: Path, configfile: Path, targets: list[str]) -> list[str]:
 
 def test_slurm_profile_requests_gpus_only_for_gpu_rules(tmp_path):
     config = yaml.safe_load(PAPER.read_text())
-    runs = expand_experiments(config["experiments"], config["student"], grid_defaults(config))
+    runs = expand_experiments(config["experiments"], config["student"], grid_defaults(config)).table
     row = runs[(runs.model == "distilbert") & (runs.objective == "adaptive") & (runs.fraction == "1")
                & (runs.in_batch == "false")].iloc[0]
     run = "/".join(f"{column}~{row[column]}" for column in COLUMNS)
@@ -289,7 +289,7 @@ def test_slurm_profile_signals_training_before_its_time_limit_and_requeues(tmp_p
     """SIGTERM two minutes before the limit reaches the training process (which then checkpoints and exits); SLURM
     requeues jobs after a node failure or preemption."""
     config = yaml.safe_load(PAPER.read_text())
-    runs = expand_experiments(config["experiments"], config["student"], grid_defaults(config))
+    runs = expand_experiments(config["experiments"], config["student"], grid_defaults(config)).table
     row = runs[(runs.model == "distilbert") & (runs.objective == "static")].iloc[0]
     run = "/".join(f"{column}~{row[column]}" for column in COLUMNS)
     place_published_scores(tmp_path)  # older than the training data made from it

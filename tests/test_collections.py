@@ -353,7 +353,7 @@ def test_prepare_falls_back_to_the_cranfield_mirror_and_ir_datasets_serves_cranf
 
 
 def test_relevance_map_config_takes_integer_labels_and_names_the_key_otherwise():
-    from margin_retrieval.checks import ConfigError, relevance_map
+    from margin_retrieval.workflow.checks import ConfigError, relevance_map
 
     assert relevance_map({"1": 4, -1: 0}, "collections.c.relevance_map") == {1: 4, -1: 0}
     assert relevance_map(None, "collections.c.relevance_map") is None

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from margin_retrieval.io import read_tsv, write_json, write_tsv
+from margin_retrieval.jobs.io import read_tsv, write_json, write_tsv
 from margin_retrieval.models.encoders import Encoder
 from margin_retrieval.training import tokens
 from margin_retrieval.training.data import TrainingData, load_training_data
@@ -18,14 +18,8 @@ from margin_retrieval.training.tokens import TokenCache
 from margin_retrieval.training.trainer import Trainer
 from margin_retrieval.training.triples import Triples
 from tests.test_training import config
-from tests.tiny_bert import make_tiny_bert
 
 WORDS = "cell protein gene virus heart blood brain sleep diet skin bone liver lung".split()
-
-
-@pytest.fixture(scope="module")
-def base_model(tmp_path_factory):
-    return make_tiny_bert(tmp_path_factory.mktemp("bert") / "tiny")
 
 
 @pytest.fixture
@@ -101,20 +95,20 @@ def test_teacher_scores_of_other_triples_are_named_errors(files):
         load(files)
 
 
-def test_only_the_validation_candidates_are_read_up_front(base_model, files, tmp_path):
+def test_only_the_validation_candidates_are_read_up_front(tiny_bert, files, tmp_path):
     lookups = []
     data = load(files, lookups=lookups, teacher=False)
     candidates = sorted({d for docs in data.validation_candidates.values() for d in docs})
     assert lookups == [candidates]
-    trainer = Trainer(base_model, data, config(batch_size=4, max_steps=1), tmp_path / "work")
+    trainer = Trainer(tiny_bert, data, config(batch_size=4, max_steps=1), tmp_path / "work")
     trainer.fit()  # validations (before and after the step) re-rank the candidates: no lookup
     _, pos, neg = data.batch(trainer.batches(0))
     assert len(lookups) == 3  # the step's positives, then its negatives not already among them
     assert sorted(lookups[1] + lookups[2]) == sorted(set(pos + neg) - set(candidates))
 
 
-def test_the_token_cache_is_bounded_and_keeps_the_validation_rows(base_model):
-    encoder, texts = Encoder.load(base_model), {f"d{i}": " ".join(WORDS[i:i + 3]) for i in range(8)}
+def test_the_token_cache_is_bounded_and_keeps_the_validation_rows(tiny_bert):
+    encoder, texts = Encoder.load(tiny_bert), {f"d{i}": " ".join(WORDS[i:i + 3]) for i in range(8)}
     tokenized = []
 
     def tokenize(batch, max_length):
@@ -130,7 +124,7 @@ def test_the_token_cache_is_bounded_and_keeps_the_validation_rows(base_model):
     assert tokenized == [texts["d0"]]
 
 
-def test_steps_see_the_tokens_and_targets_of_the_tuple_representation(base_model, files, tmp_path, monkeypatch):
+def test_steps_see_the_tokens_and_targets_of_the_tuple_representation(tiny_bert, files, tmp_path, monkeypatch):
     """The token ids and teacher targets of every step, from the loaded data with a cache that evicts within each
     epoch, equal those built the old way: triples as tuples, scores from a dict, texts tokenized from a dict. And a
     whole run logs the same losses and validations as one on data built from those tuples and dicts."""
@@ -138,7 +132,7 @@ def test_steps_see_the_tokens_and_targets_of_the_tuple_representation(base_model
     path, docs, queries, _ = files
     data = load(files)
     settings = config(objective="margin_mse", batch_size=4, max_epochs=2, validate_every=5)
-    trainer = Trainer(base_model, data, settings, tmp_path / "compact")
+    trainer = Trainer(tiny_bert, data, settings, tmp_path / "compact")
     fed, targets = [], []
     embed, forward = trainer.encoder.embed_tokens, trainer.loss.forward
 
@@ -166,7 +160,7 @@ def test_steps_see_the_tokens_and_targets_of_the_tuple_representation(base_model
         assert torch.equal(targets[step], torch.tensor([teacher[t] for t in batch]))
     monkeypatch.undo()
     tuples = TrainingData(triples, queries, docs, teacher, data.validation_candidates, data.validation_qrels)
-    reference = Trainer(base_model, tuples, settings, tmp_path / "tuples")
+    reference = Trainer(tiny_bert, tuples, settings, tmp_path / "tuples")
     reference.fit()
     assert without_seconds(trainer.log_path) == without_seconds(reference.log_path)
 

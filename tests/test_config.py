@@ -8,7 +8,7 @@ import inspect
 import pytest
 import yaml
 
-from margin_retrieval.config import (Batching, ErrorFunction, FirstStage, InBatch, Negatives, Objective, Optimizer,
+from margin_retrieval.workflow.config import (Batching, ErrorFunction, FirstStage, InBatch, Negatives, Objective, Optimizer,
                                      Settings, Similarity, TrainDataSettings, TrainingSettings)
 from margin_retrieval.training import losses, teacher
 from margin_retrieval.training.config import TrainConfig

@@ -13,14 +13,8 @@ import torch
 from margin_retrieval.models.dropout import (ATTENTION, FastDropout, fast_dropout, fast_dropout_attention, keep_mask,
                                              rounded_rate, use_fast_dropout)
 from margin_retrieval.models.encoders import Encoder
-from tests.tiny_bert import make_tiny_bert
 
 TEXTS = ["cell protein gene study", "virus", "the effect of sleep on memory in patients", "heart blood"]
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    return make_tiny_bert(tmp_path_factory.mktemp("bert") / "tiny")
 
 
 def test_rounded_rate_is_within_two_to_the_minus_sixteen_of_the_rate():
@@ -75,10 +69,10 @@ def test_fast_dropout_is_the_identity_in_eval_mode_and_at_rate_zero():
 
 
 @pytest.mark.parametrize("light", [False, True])
-def test_use_fast_dropout_swaps_every_dropout_module_and_the_attention(tiny, light):
+def test_use_fast_dropout_swaps_every_dropout_module_and_the_attention(tiny_bert, light):
     """transformers' BERT: its dropout modules and its attention function; light_bert's attention dropout is one of
     its modules."""
-    model = use_fast_dropout(Encoder.load(tiny, light=light).model)
+    model = use_fast_dropout(Encoder.load(tiny_bert, light=light).model)
     dropouts = [module for module in model.modules() if isinstance(module, torch.nn.Dropout)]
     assert dropouts and all(type(module) is FastDropout for module in dropouts)
     if light:
@@ -87,22 +81,22 @@ def test_use_fast_dropout_swaps_every_dropout_module_and_the_attention(tiny, lig
         assert model.config._attn_implementation == ATTENTION
 
 
-def test_fast_dropout_model_encodes_exactly_as_before_in_eval_mode(tiny):
-    plain = Encoder.load(tiny)
-    fast = Encoder.load(tiny)
+def test_fast_dropout_model_encodes_exactly_as_before_in_eval_mode(tiny_bert):
+    plain = Encoder.load(tiny_bert)
+    fast = Encoder.load(tiny_bert)
     use_fast_dropout(fast.model)
     assert torch.equal(torch.from_numpy(fast.encode(TEXTS, 32, precision="fp32")),
                        torch.from_numpy(plain.encode(TEXTS, 32, precision="fp32")))
 
 
 @pytest.mark.parametrize("mask_kind", ["bool", "additive"])
-def test_fast_dropout_attention_with_all_kept_masks_equals_sdpa_attention_on_padded_input(tiny, mask_kind):
+def test_fast_dropout_attention_with_all_kept_masks_equals_sdpa_attention_on_padded_input(tiny_bert, mask_kind):
     """The training path (eager attention, masks applied) against SDPA: the same output when nothing is dropped,
     with SDPA's bool mask and with an additive one (models that build their own)."""
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     torch.manual_seed(0)
-    module = Encoder.load(tiny, light=False).model.encoder.layer[0].attention.self
+    module = Encoder.load(tiny_bert, light=False).model.encoder.layer[0].attention.self
     query, key, value = (torch.randn(2, 2, 5, 16) for _ in range(3))
     attend = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]], dtype=torch.bool)[:, None, None, :].expand(2, 1, 5, 5)
     mask = attend if mask_kind == "bool" else torch.zeros(attend.shape).masked_fill(~attend, -1e9)
@@ -113,8 +107,8 @@ def test_fast_dropout_attention_with_all_kept_masks_equals_sdpa_attention_on_pad
 
 
 @pytest.mark.parametrize("light", [False, True])
-def test_fast_dropout_model_trains_and_saves_a_model_that_loads_without_it(tiny, tmp_path, light):
-    encoder = Encoder.load(tiny, light=light)
+def test_fast_dropout_model_trains_and_saves_a_model_that_loads_without_it(tiny_bert, tmp_path, light):
+    encoder = Encoder.load(tiny_bert, light=light)
     use_fast_dropout(encoder.model)
     encoder.model.train()
     torch.manual_seed(0)

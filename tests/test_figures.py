@@ -490,7 +490,7 @@ def test_figure_negatives_and_batching(tmp_path, texts):
 def test_entry_point_script(tmp_path, runs, monkeypatch):
     """workflow_scripts/figure.py with Snakemake's own containers for input/params/output."""
     iocontainers = pytest.importorskip("snakemake.iocontainers")
-    from margin_retrieval import logs
+    from margin_retrieval.jobs import logs
 
     monkeypatch.setattr(logs, "setup_job_logging", lambda path: None)
     _, manifest = runs

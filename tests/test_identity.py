@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from margin_retrieval.io import load_embeddings, save_embeddings
+from margin_retrieval.jobs.io import load_embeddings, save_embeddings
 from margin_retrieval.models.encoders import CONFIG_FILE, Encoder
 from margin_retrieval.models.identity import encodes_alike
 from margin_retrieval.retrieval.encoding import reuse_encoding

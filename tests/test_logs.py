@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[1]
 def run_job(tmp_path: Path, raise_statement: str) -> tuple[subprocess.CompletedProcess, str]:
     """A job script that sets up its log as every workflow script does, then raises."""
     log = tmp_path / "job.log"
-    script = (f"from margin_retrieval.logs import setup_job_logging\nsetup_job_logging({str(log)!r})\n"
+    script = (f"from margin_retrieval.jobs.logs import setup_job_logging\nsetup_job_logging({str(log)!r})\n"
               f"from margin_retrieval.data.local_formats import MalformedFileError\n{raise_statement}\n")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
                             env={**os.environ, "PYTHONPATH": str(REPO)})

@@ -32,8 +32,9 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snake
 PAPER = REPO / "config" / "paper.yaml"
 OVERLAY = REPO / "tests" / "paper_tiny.yaml"
 CONFIG_FILES = ["--configfile", str(PAPER), str(OVERLAY)]
-# Rules of other configurations: mined negatives (training_split, cluster_training_data) and precision "auto".
-NOT_IN_PAPER_DAG = {"training_split", "cluster_training_data", "cpu_precision"}
+# Rules of other configurations: mined negatives (training_split, rank_training_queries, cluster_training_data) and
+# precision "auto".
+NOT_IN_PAPER_DAG = {"training_split", "rank_training_queries", "cluster_training_data", "cpu_precision"}
 GPU_RULES = ("train", "score_teacher", "encode_docs", "encode_queries")
 
 
@@ -211,6 +212,15 @@ def test_download_fetched_no_top_1000_run_that_nothing_reads(paper_run):
         "train": "msmarco-passage/train", "validation": "msmarco-passage/trec-dl-2019/judged",
         **{name: spec["dataset"] for name, spec in CONFIG["collections"].items()}}
     assert {m["docs"] for m in manifests.values()} == {288}
+
+
+def test_corpus_embeddings_and_top_k_files_are_deleted_once_the_runs_are_written(paper_run):
+    workdir, _, _, _ = paper_run
+    assert CONFIG["retrieval"]["keep_intermediate"] is False
+    assert list((workdir / "results/runs").rglob("*.trec"))
+    assert not list((workdir / "results/embeddings").rglob("docs-*.npz"))
+    assert not list((workdir / "results/search").rglob("topk-*.npz"))
+    assert list((workdir / "results/embeddings").rglob("queries.npz"))  # small, and read by every run's writer
 
 
 def test_rerun_is_up_to_date(paper_run):

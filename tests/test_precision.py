@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from margin_retrieval.io import write_json
+from margin_retrieval.jobs.io import write_json
 from margin_retrieval.models import precision
 
 

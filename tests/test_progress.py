@@ -6,7 +6,7 @@ import logging
 
 import numpy as np
 
-from margin_retrieval.progress import Progress, format_duration
+from margin_retrieval.jobs.progress import Progress, format_duration
 from tests.tiny_bert import make_tiny_bert
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from margin_retrieval.retrieval.runs import PAD_ID, read_run
-from margin_retrieval.io import load_embeddings, save_embeddings
+from margin_retrieval.jobs.io import load_embeddings, save_embeddings
 from margin_retrieval.retrieval import search
 from margin_retrieval.retrieval.search import (TopK, load_topk, merge_topk, save_topk, search_files, search_shard,
                                      write_run_from_topk)

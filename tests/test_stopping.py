@@ -12,7 +12,7 @@ from margin_retrieval.models.encoders import Encoder
 from margin_retrieval.training.stopping import StoppingRule
 from margin_retrieval.training.trainer import Trainer
 from margin_retrieval.training.validation import validate
-from tests.test_training import base_model, config, read_log, tiny_data  # noqa: F401 (fixture)
+from tests.test_training import config, read_log, tiny_data
 
 
 def replay(rule: StoppingRule, curve: list[tuple[int, float]]) -> tuple[int, int]:
@@ -55,9 +55,9 @@ def test_patience_steps_default_to_patience_validations():
 
 
 def test_a_run_whose_validation_never_beats_step_0_by_min_delta_keeps_and_names_the_untrained_model(
-        base_model, tmp_path):  # noqa: F811 (fixture)
+        tiny_bert, tmp_path):
     data = tiny_data()
-    trainer = Trainer(base_model, data, config(validate_every=1, patience=2, learning_rate=0.05, max_epochs=3,
+    trainer = Trainer(tiny_bert, data, config(validate_every=1, patience=2, learning_rate=0.05, max_epochs=3,
                                                min_delta=1.0), tmp_path / "work")
     untrained = {k: v.clone() for k, v in trainer.encoder.model.state_dict().items()}
     summary = trainer.fit()
@@ -69,9 +69,9 @@ def test_a_run_whose_validation_never_beats_step_0_by_min_delta_keeps_and_names_
 
 
 def test_export_last_publishes_the_final_model_and_no_early_stop_trains_to_the_end(
-        base_model, tmp_path):  # noqa: F811 (fixture)
+        tiny_bert, tmp_path):
     data = tiny_data()
-    trainer = Trainer(base_model, data, config(validate_every=1, patience=1, learning_rate=0.05, max_epochs=3,
+    trainer = Trainer(tiny_bert, data, config(validate_every=1, patience=1, learning_rate=0.05, max_epochs=3,
                                                early_stopping=False, export="last"), tmp_path / "work")
     summary = trainer.fit()
     assert summary["stopped_reason"] == "max_steps" and summary["exported"] == "last"

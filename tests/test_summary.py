@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from margin_retrieval.evaluation.summary import SCHEMA, mteb_key, write_summary
-from margin_retrieval.io import read_json
+from margin_retrieval.jobs.io import read_json
 
 
 def test_mteb_keys():

@@ -229,7 +229,7 @@ def test_build_tables_uses_configured_measures(evaluated):
 def test_entry_point_scripts(evaluated, monkeypatch):
     """workflow_scripts/{systems_manifest,collect_results,tables}.py with Snakemake's own containers."""
     iocontainers = pytest.importorskip("snakemake.iocontainers")
-    from margin_retrieval import logs
+    from margin_retrieval.jobs import logs
 
     monkeypatch.setattr(logs, "setup_job_logging", lambda path: None)
     root, _, jsons, tsvs, systems = evaluated

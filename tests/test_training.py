@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 import torch
 
-from margin_retrieval.errors import UserError
+from margin_retrieval.jobs.errors import UserError
 from margin_retrieval.models.device import resolve_device
 from margin_retrieval.models.encoders import Encoder
-from margin_retrieval.training.batching import batch_indices, total_steps
+from margin_retrieval.training.batching import RandomBatches, total_steps
 from margin_retrieval.training.config import TrainConfig
 from margin_retrieval.training.data import TrainingData
 from margin_retrieval.training.student import validation_condition
@@ -32,7 +32,6 @@ from margin_retrieval.training.trainer import Trainer
 from margin_retrieval.training.untrained import validate_untrained
 from margin_retrieval.training.validation import validate
 from tests.configs import settings
-from tests.tiny_bert import make_tiny_bert
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -67,19 +66,14 @@ def read_log(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-@pytest.fixture(scope="module")
-def base_model(tmp_path_factory):
-    return make_tiny_bert(tmp_path_factory.mktemp("bert") / "tiny")
-
-
 @pytest.mark.parametrize(
     "objective, in_batch, tau",
     [("static", "false", 1), ("static", "true", 0.2), ("adaptive", "false", None), ("adaptive", "true", None),
      ("adaptive", "textbook", None), ("distributed", "false", None), ("margin_mse", "false", None),
      ("infonce", "false", None)],
 )
-def test_every_objective_trains_and_logs(base_model, tmp_path, objective, in_batch, tau):
-    trainer = Trainer(base_model, tiny_data(teacher=objective == "margin_mse"),
+def test_every_objective_trains_and_logs(tiny_bert, tmp_path, objective, in_batch, tau):
+    trainer = Trainer(tiny_bert, tiny_data(teacher=objective == "margin_mse"),
                       config(objective=objective, in_batch=in_batch, tau=tau), tmp_path / "work")
     before = {k: v.clone() for k, v in trainer.encoder.model.state_dict().items()}
     summary = trainer.fit()
@@ -104,15 +98,15 @@ def test_every_objective_trains_and_logs(base_model, tmp_path, objective, in_bat
 
 def test_batches_cover_each_epoch_once_and_are_reproducible():
     cfg = config(batch_size=3)
-    epoch = [i for step in range(3) for i in batch_indices(8, cfg, step)]
+    epoch = [i for step in range(3) for i in RandomBatches(8, cfg)(step)]
     assert sorted(epoch) == list(range(8))
-    assert batch_indices(8, cfg, 4) == batch_indices(8, cfg, 4)
-    assert [i for step in range(3, 6) for i in batch_indices(8, cfg, step)] != epoch
+    assert RandomBatches(8, cfg)(4) == RandomBatches(8, cfg)(4)
+    assert [i for step in range(3, 6) for i in RandomBatches(8, cfg)(step)] != epoch
 
 
-def test_early_stopping_keeps_the_best_checkpoint(base_model, tmp_path):
+def test_early_stopping_keeps_the_best_checkpoint(tiny_bert, tmp_path):
     data = tiny_data()
-    trainer = Trainer(base_model, data, config(validate_every=1, patience=2, learning_rate=0.05, max_epochs=5),
+    trainer = Trainer(tiny_bert, data, config(validate_every=1, patience=2, learning_rate=0.05, max_epochs=5),
                       tmp_path / "work")
     summary = trainer.fit()
     events = read_log(trainer.log_path)
@@ -133,10 +127,10 @@ def test_early_stopping_keeps_the_best_checkpoint(base_model, tmp_path):
                for k, v in trainer.encoder.model.state_dict().items())
 
 
-def test_non_finite_loss_names_the_step(base_model, tmp_path):
+def test_non_finite_loss_names_the_step(tiny_bert, tmp_path):
     data = tiny_data(teacher=True)
     data.teacher_scores[:, 0] = float("nan")
-    trainer = Trainer(base_model, data, config(objective="margin_mse"), tmp_path / "work")
+    trainer = Trainer(tiny_bert, data, config(objective="margin_mse"), tmp_path / "work")
     with pytest.raises(FloatingPointError, match="at step 1"):
         trainer.fit()
 
@@ -166,7 +160,7 @@ def test_scaled_step_reports_the_step_the_scaler_skipped():
     assert not torch.equal(model.weight, before)
 
 
-def test_fp16_loss_scaling_skips_and_counts_non_finite_steps(base_model, tmp_path, monkeypatch):
+def test_fp16_loss_scaling_skips_and_counts_non_finite_steps(tiny_bert, tmp_path, monkeypatch):
     """The GradScaler is CUDA-only in training; a CPU one exercises the same skip-and-count path."""
     import margin_retrieval.training.trainer as training
 
@@ -174,7 +168,7 @@ def test_fp16_loss_scaling_skips_and_counts_non_finite_steps(base_model, tmp_pat
     data = tiny_data(teacher=True)
     poisoned = data.triples[5]
     data.teacher_scores[5] = (float("nan"), 0.0)  # every batch holding this triple has a NaN loss
-    trainer = Trainer(base_model, data, config(objective="margin_mse"), tmp_path / "work")
+    trainer = Trainer(tiny_bert, data, config(objective="margin_mse"), tmp_path / "work")
     summary = trainer.fit()
     expected = sum(poisoned in [data.triples[i] for i in trainer.batches(step)] for step in range(trainer.steps))
     events = read_log(trainer.log_path)
@@ -196,14 +190,14 @@ def test_gpu_resource_without_cuda_fails_at_once():
     assert resolve_device("auto", gpu_requested=False).type == "cpu"
 
 
-def test_clustered_batching_without_clusters_is_an_error(base_model, tmp_path):
+def test_clustered_batching_without_clusters_is_an_error(tiny_bert, tmp_path):
     with pytest.raises(ValueError, match="cluster id per training triple"):
-        Trainer(base_model, tiny_data(), config(batching="clustered"), tmp_path / "work")
+        Trainer(tiny_bert, tiny_data(), config(batching="clustered"), tmp_path / "work")
 
 
-def test_clustered_run_trains_on_single_cluster_batches(base_model, tmp_path):
+def test_clustered_run_trains_on_single_cluster_batches(tiny_bert, tmp_path):
     data = tiny_data(clustered=True)
-    trainer = Trainer(base_model, data, config(batching="clustered"), tmp_path / "work")
+    trainer = Trainer(tiny_bert, data, config(batching="clustered"), tmp_path / "work")
     batches = [trainer.batches(step) for step in range(trainer.steps)]
     full = [batch for batch in batches if len(batch) == 3]
     assert all(len({data.clusters[i] for i in batch}) == 1 for batch in full)
@@ -212,9 +206,9 @@ def test_clustered_run_trains_on_single_cluster_batches(base_model, tmp_path):
     assert steps == list(range(1, trainer.steps + 1))
 
 
-def test_margin_mse_without_teacher_scores_is_an_error(base_model, tmp_path):
+def test_margin_mse_without_teacher_scores_is_an_error(tiny_bert, tmp_path):
     with pytest.raises(ValueError, match="teacher scores"):
-        Trainer(base_model, tiny_data(), config(objective="margin_mse"), tmp_path / "work")
+        Trainer(tiny_bert, tiny_data(), config(objective="margin_mse"), tmp_path / "work")
 
 
 RESUME_CONFIG = dict(max_epochs=4, checkpoint_every=3, validate_every=2)  # 12 steps, 6 validations, 4 checkpoints
@@ -282,32 +276,32 @@ def wait_for_step(process: subprocess.Popen, log: Path, step: int) -> int:
     return seen
 
 
-def test_same_seed_gives_identical_results_and_another_seed_does_not(base_model, tmp_path, one_thread):
+def test_same_seed_gives_identical_results_and_another_seed_does_not(tiny_bert, tmp_path, one_thread):
     results = []
     for run, seed in enumerate((0, 0, 1)):
-        trainer = Trainer(base_model, tiny_data(), config(seed=seed, **RESUME_CONFIG), tmp_path / f"work{run}")
+        trainer = Trainer(tiny_bert, tiny_data(), config(seed=seed, **RESUME_CONFIG), tmp_path / f"work{run}")
         results.append(outcome(trainer, trainer.fit(), tmp_path / f"out{run}"))
     assert_same_outcome(results[1], results[0], "same seed")
     assert results[2]["losses"] != results[0]["losses"]  # the seed matters (dropout, data order): not vacuous
 
 
 @pytest.mark.parametrize("batching", ["random", "clustered"])
-def test_killed_job_resumes_from_its_checkpoint_and_matches_an_uninterrupted_run(base_model, tmp_path,
+def test_killed_job_resumes_from_its_checkpoint_and_matches_an_uninterrupted_run(tiny_bert, tmp_path,
                                                                                   one_thread, batching):
     data = lambda: tiny_data(clustered=batching == "clustered")  # noqa: E731
-    reference_trainer = Trainer(base_model, data(), config(batching=batching, **RESUME_CONFIG),
+    reference_trainer = Trainer(tiny_bert, data(), config(batching=batching, **RESUME_CONFIG),
                                 tmp_path / "reference")
     reference = outcome(reference_trainer, reference_trainer.fit(), tmp_path / "reference_out")
     steps = total_steps(8, reference_trainer.config)
     kill_at = random.randint(2, steps - 2)  # a random step, reported on failure
     work = tmp_path / "work"
-    process = subprocess.Popen([sys.executable, "-c", RESUME_SCRIPT, str(base_model), str(work), batching,
+    process = subprocess.Popen([sys.executable, "-c", RESUME_SCRIPT, str(tiny_bert), str(work), batching,
                                 "RESUME_CONFIG"], cwd=REPO)
     seen = wait_for_step(process, work / "train_log.jsonl", kill_at)
     process.kill()  # SIGKILL, as kill -9
     process.wait()
     assert process.returncode == -9, f"the job was not killed at step {kill_at} (exit {process.returncode})"
-    resumed_trainer = Trainer(base_model, data(), config(batching=batching, **RESUME_CONFIG), work)
+    resumed_trainer = Trainer(tiny_bert, data(), config(batching=batching, **RESUME_CONFIG), work)
     # the batches are a pure function of seed, epoch and step: the resumed job plans the same ones
     assert ([resumed_trainer.batches(step) for step in range(steps)]
             == [reference_trainer.batches(step) for step in range(steps)])
@@ -323,13 +317,13 @@ def test_killed_job_resumes_from_its_checkpoint_and_matches_an_uninterrupted_run
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGUSR1, signal.SIGTERM], ids=lambda s: s.name)
 def test_stop_signal_checkpoints_the_current_step_and_the_resumed_run_matches_an_uninterrupted_one(
-        base_model, tmp_path, one_thread, stop_signal):
-    reference_trainer = Trainer(base_model, tiny_data(), config(**INTERRUPT_CONFIG), tmp_path / "reference")
+        tiny_bert, tmp_path, one_thread, stop_signal):
+    reference_trainer = Trainer(tiny_bert, tiny_data(), config(**INTERRUPT_CONFIG), tmp_path / "reference")
     reference = outcome(reference_trainer, reference_trainer.fit(), tmp_path / "reference_out")
     steps = total_steps(8, reference_trainer.config)
     signal_at = random.randint(2, steps - 3)  # a random step, reported on failure; the job ends before its last
     work = tmp_path / "work"
-    process = subprocess.Popen([sys.executable, "-c", RESUME_SCRIPT, str(base_model), str(work), "random",
+    process = subprocess.Popen([sys.executable, "-c", RESUME_SCRIPT, str(tiny_bert), str(work), "random",
                                 "INTERRUPT_CONFIG"], cwd=REPO, stderr=subprocess.PIPE, text=True)
     wait_for_step(process, work / "train_log.jsonl", signal_at)
     process.send_signal(stop_signal)
@@ -342,7 +336,7 @@ def test_stop_signal_checkpoints_the_current_step_and_the_resumed_run_matches_an
     assert signal_at <= stopped_at < steps
     assert torch.load(work / "checkpoint.pt", weights_only=False)["state"]["step"] == stopped_at  # not step 0's
     handlers = signal.getsignal(signal.SIGUSR1), signal.getsignal(signal.SIGTERM)
-    resumed_trainer = Trainer(base_model, tiny_data(), config(**INTERRUPT_CONFIG), work)
+    resumed_trainer = Trainer(tiny_bert, tiny_data(), config(**INTERRUPT_CONFIG), work)
     resumed = outcome(resumed_trainer, resumed_trainer.fit(), tmp_path / "resumed_out")
     assert (signal.getsignal(signal.SIGUSR1), signal.getsignal(signal.SIGTERM)) == handlers  # restored after fit
     events = read_log(tmp_path / "resumed_out" / "train_log.jsonl")
@@ -354,7 +348,7 @@ def test_stop_signal_checkpoints_the_current_step_and_the_resumed_run_matches_an
 GPU_JOB_SCRIPT = textwrap.dedent("""
     import runpy, sys, types
     from margin_retrieval.data import collections
-    import margin_retrieval.io as io_module
+    import margin_retrieval.jobs.io as io_module
 
     def forbidden(*args, **kwargs):
         raise AssertionError("data was read before the device check")
@@ -383,11 +377,11 @@ def test_gpu_job_without_cuda_fails_before_reading_data(tmp_path, script):
 @pytest.mark.parametrize("objective, similarity, expected", [("margin_mse", "dot", "dot"),
                                                              ("margin_mse", "cosine", "cosine"),
                                                              ("adaptive", "dot", "cosine")])
-def test_the_trained_similarity_is_recorded_and_used_for_scoring(base_model, tmp_path, objective, similarity,
+def test_the_trained_similarity_is_recorded_and_used_for_scoring(tiny_bert, tmp_path, objective, similarity,
                                                                  expected):
     """Dot-product Margin-MSE gives a dot model: recorded in margin_retrieval.json, without sentence-transformers'
     Normalize module, validated and encoded on raw embeddings; every other model stays cosine (normalised)."""
-    trainer = Trainer(base_model, tiny_data(teacher=True),
+    trainer = Trainer(tiny_bert, tiny_data(teacher=True),
                       config(objective=objective, margin_mse_similarity=similarity, max_epochs=1), tmp_path / "work")
     norms = []
     encode_tokens = trainer.encoder.encode_tokens
@@ -413,8 +407,8 @@ def test_the_trained_similarity_is_recorded_and_used_for_scoring(base_model, tmp
                                                         normalize=expected == "cosine"))
 
 
-def test_token_cache_tokenizes_each_text_once_and_matches_the_tokenizer(base_model):
-    encoder = Encoder.load(base_model)
+def test_token_cache_tokenizes_each_text_once_and_matches_the_tokenizer(tiny_bert):
+    encoder = Encoder.load(tiny_bert)
     data = tiny_data()
     calls = []
 
@@ -428,8 +422,8 @@ def test_token_cache_tokenizes_each_text_once_and_matches_the_tokenizer(base_mod
     assert calls == [[data.doc_text["d1"], data.doc_text["d2"]], [data.doc_text["d3"]]]
 
 
-def test_validation_from_cached_tokens_equals_validation_from_texts(base_model):
-    encoder, data, settings = Encoder.load(base_model), tiny_data(), config()
+def test_validation_from_cached_tokens_equals_validation_from_texts(tiny_bert):
+    encoder, data, settings = Encoder.load(tiny_bert), tiny_data(), config()
     queries = TokenCache(encoder.tokenize, data.query_text, settings.max_query_length)
     docs = TokenCache(encoder.tokenize, data.doc_text, settings.max_doc_length)
     cached = [validate(encoder, data, settings, queries, docs).mean for _ in range(2)]
@@ -446,10 +440,10 @@ def test_validation_from_cached_tokens_equals_validation_from_texts(base_model):
     assert cached == [expected, expected]
 
 
-def test_fused_adamw_steps_like_the_default_per_parameter_loop(base_model):
+def test_fused_adamw_steps_like_the_default_per_parameter_loop(tiny_bert):
     from margin_retrieval.training.optim import build_optimizer
 
-    fused_model, loop_model = Encoder.load(base_model).model, Encoder.load(base_model).model
+    fused_model, loop_model = Encoder.load(tiny_bert).model, Encoder.load(tiny_bert).model
     fused, _ = build_optimizer(fused_model, config(), torch.device("cpu"))
     assert fused.defaults["fused"]
     same_groups, _ = build_optimizer(loop_model, config(), torch.device("cpu"))
@@ -467,7 +461,7 @@ def test_fused_adamw_steps_like_the_default_per_parameter_loop(base_model):
 
 
 def test_adamw8bit_on_cuda_needs_bitsandbytes_and_names_it(monkeypatch):
-    from margin_retrieval.config import Optimizer
+    from margin_retrieval.workflow.config import Optimizer
     from margin_retrieval.training.optim import optimizer_class
 
     monkeypatch.setitem(sys.modules, "bitsandbytes", None)  # not installed: importing it raises ImportError
@@ -480,23 +474,23 @@ def test_adamw8bit_on_cuda_needs_bitsandbytes_and_names_it(monkeypatch):
     assert optimizer_class(Optimizer.ADAMW, torch.device("cuda")) == (torch.optim.AdamW, {"fused": True})
 
 
-def test_adamw8bit_on_the_cpu_trains_with_adamw_and_warns(base_model, caplog):
+def test_adamw8bit_on_the_cpu_trains_with_adamw_and_warns(tiny_bert, caplog):
     from margin_retrieval.training.optim import build_optimizer
 
-    model = Encoder.load(base_model).model
+    model = Encoder.load(tiny_bert).model
     with caplog.at_level(logging.WARNING, logger="margin_retrieval.training.optim"):
         optimizer, _ = build_optimizer(model, config(optimizer="adamw8bit"), torch.device("cpu"))
     assert type(optimizer) is torch.optim.AdamW
     assert [r.levelname for r in caplog.records] == ["WARNING"] and "needs CUDA" in caplog.records[0].message
 
 
-def test_step_zero_from_the_untrained_validation_file_logs_what_validating_would(base_model, tmp_path):
+def test_step_zero_from_the_untrained_validation_file_logs_what_validating_would(tiny_bert, tmp_path):
     cfg, device = config(), torch.device("cpu")
     saved = tmp_path / "untrained.json"
-    validate_untrained(base_model, tiny_data(), cfg, device, saved)
-    fresh = Trainer(base_model, tiny_data(), cfg, tmp_path / "fresh")
+    validate_untrained(tiny_bert, tiny_data(), cfg, device, saved)
+    fresh = Trainer(tiny_bert, tiny_data(), cfg, tmp_path / "fresh")
     fresh.fit()
-    reused = Trainer(base_model, tiny_data(), cfg, tmp_path / "reused", untrained=saved)
+    reused = Trainer(tiny_bert, tiny_data(), cfg, tmp_path / "reused", untrained=saved)
     reused.fit()
     fresh_log, reused_log = read_log(fresh.log_path), read_log(reused.log_path)
     step0 = [[e for e in log if e["event"] == "validation"][0] for log in (fresh_log, reused_log)]
@@ -509,13 +503,13 @@ def test_step_zero_from_the_untrained_validation_file_logs_what_validating_would
     assert json.loads(saved.read_text())["condition"] == validation_condition(cfg, device)
 
 
-def test_an_untrained_validation_from_another_condition_is_recomputed(base_model, tmp_path):
+def test_an_untrained_validation_from_another_condition_is_recomputed(tiny_bert, tmp_path):
     saved = tmp_path / "untrained.json"
-    validate_untrained(base_model, tiny_data(), config(), torch.device("cpu"), saved)
+    validate_untrained(tiny_bert, tiny_data(), config(), torch.device("cpu"), saved)
     record = json.loads(saved.read_text())
     record["condition"]["precision"], record["nDCG@10"] = "bf16", -1.0  # a value no validation can give
     saved.write_text(json.dumps(record))
-    trainer = Trainer(base_model, tiny_data(), config(), tmp_path / "work", untrained=saved)
+    trainer = Trainer(tiny_bert, tiny_data(), config(), tmp_path / "work", untrained=saved)
     trainer.fit()
     step0 = [e for e in read_log(trainer.log_path) if e["event"] == "validation"][0]
     assert step0["step"] == 0 and 0 <= step0["nDCG@10"] <= 1

@@ -14,14 +14,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from margin_retrieval.config import FirstStage, TrainDataSettings
+from margin_retrieval.workflow.config import FirstStage, TrainDataSettings
 from margin_retrieval.data import collections, training_data
 from margin_retrieval.data import triples
 from margin_retrieval.data.teacher_scores import MissingTeacherScores
-from margin_retrieval.data.training_data import Embeddings
-from margin_retrieval.errors import ConfigError
-from margin_retrieval.experiments import fraction_size
-from margin_retrieval.io import save_embeddings
+from margin_retrieval.jobs.errors import ConfigError
+from margin_retrieval.workflow.experiments import fraction_size
+from margin_retrieval.jobs.io import save_embeddings
+from margin_retrieval.retrieval.first_stage import dense_rankings, ranking_depth, write_student_ranking
 from tests.configs import settings
 from tests.tiny_collection import write_collection
 
@@ -118,7 +118,7 @@ def test_dense_rankings_merge_shards_exactly():
     queries, docs = rng.normal(size=(5, 8)), rng.normal(size=(30, 8))
     doc_ids = [f"d{i:02d}" for i in range(30)]
     shards = [(doc_ids[:11], docs[:11]), (doc_ids[11:], docs[11:])]
-    got = triples.dense_rankings([f"q{i}" for i in range(5)], queries, shards, k=7, wanted={"q1", "q3"})
+    got = dense_rankings([f"q{i}" for i in range(5)], queries, shards, k=7, wanted={"q1", "q3"})
     assert set(got) == {"q1", "q3"}
     for qi in (1, 3):
         expected = [doc_ids[i] for i in np.argsort(-(docs @ queries[qi]))[:7]]
@@ -148,12 +148,12 @@ TRAIN_DATA = {"validation_queries": 4, "seed": 0, "negatives": {"source": "bm25"
 
 
 def mine(dataset, config: TrainDataSettings, directory: Path, source: FirstStage = FirstStage.BM25,
-         embeddings: Embeddings = Embeddings()) -> tuple[dict, dict, dict[str, Path]]:
+         ranking: Path | None = None) -> tuple[dict, dict, dict[str, Path]]:
     """The split job, then one triples job: (split stats, triples stats, paths)."""
     out = _outputs(directory)
     split_stats = training_data.make_split(dataset, config, {**out, "stats": directory / "split_stats.json"},
-                                           embeddings)
-    stats = training_data.make_mined_triples(dataset, config, source, out["splits"], out, embeddings)
+                                           ranking)
+    stats = training_data.make_mined_triples(dataset, config, source, out["splits"], out, ranking)
     return split_stats, stats, out
 
 
@@ -198,26 +198,57 @@ def test_split_takes_the_schema_defaults(tiny_dataset, tmp_path):
     assert max(per_query.values()) == 10
 
 
-def _student_embeddings(dataset, directory: Path, seed: int) -> Embeddings:
+def _student_ranking(dataset, directory: Path, seed: int, deepest_cut: int = 10) -> Path:
+    """A random student's ranking of the training queries, written as the rank_training_queries rule does."""
     rng = np.random.default_rng(seed)
     query_ids = sorted(collections.queries(dataset))
     doc_ids = [doc_id for doc_id, _ in collections.docs_slice(dataset, 0, 48)]
-    directory.mkdir(parents=True)
+    directory.mkdir(parents=True, exist_ok=True)
     save_embeddings(directory / "q.npz", query_ids, rng.normal(size=(len(query_ids), 4)).astype(np.float32))
     save_embeddings(directory / "d1.npz", doc_ids[:20], rng.normal(size=(20, 4)).astype(np.float32))
     save_embeddings(directory / "d2.npz", doc_ids[20:], rng.normal(size=(28, 4)).astype(np.float32))
-    return Embeddings(str(directory / "q.npz"), [str(directory / "d1.npz"), str(directory / "d2.npz")])
+    out = directory / f"ranking-{deepest_cut}.tsv"
+    write_student_ranking(directory / "q.npz", [directory / "d1.npz", directory / "d2.npz"],
+                          collections.qrels(dataset), deepest_cut, out)
+    return out
+
+
+def test_student_ranking_covers_every_query_with_a_positive_past_the_deepest_cut(tiny_dataset, tmp_path):
+    qrels = collections.qrels(tiny_dataset)
+    path = _student_ranking(tiny_dataset, tmp_path, seed=0, deepest_cut=6)
+    depth = ranking_depth(qrels, 6)
+    assert depth == 6 + max(sum(rel > 0 for rel in docs.values()) for docs in qrels.values())
+    per_query: dict[str, int] = {}
+    for row in csv.DictReader(path.open(), delimiter="\t"):
+        per_query[row["qid"]] = per_query.get(row["qid"], 0) + 1
+    assert set(per_query) == set(triples.positives(qrels)) and set(per_query.values()) == {depth}
+
+
+def test_a_deeper_student_ranking_gives_the_same_triples_and_candidates(tiny_dataset, tmp_path):
+    config = train_data(**{**TRAIN_DATA, "negatives": {"source": "student", "depth": 5, "per_positive": 1},
+                           "validation": {"candidates": "student", "depth": 6}})
+    runs = [mine(tiny_dataset, config, tmp_path / f"out{cut}", FirstStage.STUDENT,
+                 _student_ranking(tiny_dataset, tmp_path / "emb", seed=0, deepest_cut=cut)) for cut in (6, 30)]
+    for key in ("triples", "candidates"):
+        assert runs[0][2][key].read_text() == runs[1][2][key].read_text()
+
+
+def test_a_query_missing_from_the_student_ranking_is_an_error(tmp_path):
+    path = tmp_path / "ranking.tsv"
+    path.write_text("qid\tdoc_id\nq1\td1\n")
+    with pytest.raises(ValueError, match="1 queries are not ranked"):
+        training_data.read_rankings(path, {"q1", "q2"})
 
 
 def test_student_first_stage(tiny_dataset, tmp_path):
-    embeddings = _student_embeddings(tiny_dataset, tmp_path / "emb", seed=0)
+    ranking = _student_ranking(tiny_dataset, tmp_path / "emb", seed=0)
     config = train_data(**{**TRAIN_DATA, "negatives": {"source": "student", "depth": 5, "per_positive": 1},
                            "validation": {"candidates": "student", "depth": 6}})
-    split_stats, stats, out = mine(tiny_dataset, config, tmp_path / "out", FirstStage.STUDENT, embeddings)
+    split_stats, stats, out = mine(tiny_dataset, config, tmp_path / "out", FirstStage.STUDENT, ranking)
     assert stats["negatives_source"] == "student" and split_stats["validation_candidates"] == 4 * 6
     qrels = collections.qrels(tiny_dataset)
     assert all(qrels[r["qid"]].get(r["neg_id"], 0) <= 0 for r in read_tsv(out["triples"]))
-    with pytest.raises(ValueError, match="embeddings"):
+    with pytest.raises(ValueError, match="ranking"):
         mine(tiny_dataset, config, tmp_path / "fail", FirstStage.STUDENT)
 
 
@@ -226,12 +257,12 @@ def test_negative_sources_share_one_split_and_each_student_mines_its_own(tiny_da
     out = _outputs(tmp_path)
     training_data.make_split(tiny_dataset, config, {**out, "stats": tmp_path / "split_stats.json"})
     triples_of = {}
-    sources = {"bm25": (FirstStage.BM25, Embeddings()),
-               "student/a": (FirstStage.STUDENT, _student_embeddings(tiny_dataset, tmp_path / "a", seed=1)),
-               "student/b": (FirstStage.STUDENT, _student_embeddings(tiny_dataset, tmp_path / "b", seed=2))}
-    for name, (source, embeddings) in sources.items():
+    sources = {"bm25": (FirstStage.BM25, None),
+               "student/a": (FirstStage.STUDENT, _student_ranking(tiny_dataset, tmp_path / "a", seed=1)),
+               "student/b": (FirstStage.STUDENT, _student_ranking(tiny_dataset, tmp_path / "b", seed=2))}
+    for name, (source, ranking) in sources.items():
         paths = {"triples": tmp_path / name / "triples.tsv", "stats": tmp_path / name / "stats.json"}
-        training_data.make_mined_triples(tiny_dataset, config, source, out["splits"], paths, embeddings)
+        training_data.make_mined_triples(tiny_dataset, config, source, out["splits"], paths, ranking)
         triples_of[name] = [(r["qid"], r["pos_id"], r["neg_id"]) for r in read_tsv(paths["triples"])]
     train_order = json.loads(out["splits"].read_text())["train_order"]
     for rows in triples_of.values():  # the same training queries and positives, in the same order

@@ -12,12 +12,6 @@ from margin_retrieval.models.encoders import Encoder
 from margin_retrieval.training.trainer import Trainer
 from margin_retrieval.training.validation import VALIDATION_MEASURE, ValidationResult, validate
 from tests.test_training import config, read_log, tiny_data
-from tests.tiny_bert import make_tiny_bert
-
-
-@pytest.fixture(scope="module")
-def base_model(tmp_path_factory):
-    return make_tiny_bert(tmp_path_factory.mktemp("bert") / "tiny")
 
 
 def wide_validation():
@@ -32,8 +26,8 @@ def wide_validation():
     return data
 
 
-def test_mean_is_calc_aggregates_value_and_per_query_is_iter_calcs(base_model):
-    encoder, data = Encoder.load(base_model), wide_validation()
+def test_mean_is_calc_aggregates_value_and_per_query_is_iter_calcs(tiny_bert):
+    encoder, data = Encoder.load(tiny_bert), wide_validation()
     result = validate(encoder, data, config())
     # The run validate scored, rebuilt from the texts, to evaluate it the way validation did before per-query values.
     qids = sorted(data.validation_candidates)
@@ -53,9 +47,9 @@ def test_log_values_keep_the_mean_and_round_the_per_query_values():
     assert result.log_values() == {"nDCG@10": 0.123456789, "per_query": {"a": 0.123456, "b": 1.0}}
 
 
-def test_every_validation_event_logs_the_per_query_values(base_model, tmp_path):
+def test_every_validation_event_logs_the_per_query_values(tiny_bert, tmp_path):
     data = wide_validation()
-    trainer = Trainer(base_model, data, dataclasses.replace(config(), max_epochs=1), tmp_path / "work")
+    trainer = Trainer(tiny_bert, data, dataclasses.replace(config(), max_epochs=1), tmp_path / "work")
     trainer.fit()
     validations = [e for e in read_log(trainer.log_path) if e["event"] == "validation"]
     assert [e["step"] for e in validations] == [0, 2, 3]

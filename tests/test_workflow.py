@@ -17,8 +17,8 @@ import pytest
 import yaml
 from snakemake.utils import Paramspace
 
-from margin_retrieval import archive
-from margin_retrieval.experiments import expand_experiments
+from margin_retrieval.workflow import archive
+from margin_retrieval.workflow.experiments import expand_experiments
 from tests.configs import grid_defaults
 
 REPO = Path(__file__).resolve().parents[1]
@@ -298,7 +298,7 @@ def assert_one_train_job_per_run(*overlays: str) -> None:
         config["training"].update(grid.get("training", {}))
         config["experiments"].update(grid["experiments"])
         config["archive"] = grid.get("archive", config.get("archive"))
-    runs = expand_experiments(config["experiments"], [config["student"]], grid_defaults(config))
+    runs = expand_experiments(config["experiments"], [config["student"]], grid_defaults(config)).table
     patterns = Paramspace(runs.drop(columns="group"), param_sep="~").instance_patterns
     # Runs an earlier session archived are read from the archive, not trained.
     store = REPO / config["archive"] if config.get("archive") else None
@@ -313,12 +313,13 @@ def test_default_config_dry_runs():
     assert_one_train_job_per_run()
 
 
-@pytest.mark.parametrize("overlay", ["scifact_core.yaml", "scifact_full.yaml", "scifact_headline.yaml"])
+@pytest.mark.parametrize("overlay", ["scifact_core.yaml", "scifact_full.yaml", "scifact_headline.yaml",
+                                     "scifact_protocol.yaml"])
 def test_scifact_grids_dry_run_with_one_train_job_per_run(overlay):
     assert_one_train_job_per_run(overlay)
 
 
-@pytest.mark.parametrize("grid", ["scifact_core", "scifact_full", "scifact_headline"])
+@pytest.mark.parametrize("grid", ["scifact_core", "scifact_full", "scifact_headline", "scifact_protocol"])
 def test_scifact_grids_write_their_figures_beside_their_archive(grid):
     """A grid's tables and figures go to ``archive/<grid>/figures/`` (its ``figures`` key), where they are committed;
     nothing of it goes to ``figures/``, which holds the default run's."""

@@ -50,6 +50,9 @@ files in this folder:
   data, 25% data, clustered batches).
 - `config/scifact_headline.yaml`: the complete grid's headline systems with 3 seeds (21 runs), read from
   `archive/scifact_full/`.
+- `config/scifact_protocol.yaml`: the protocol grid (24 runs): every objective at four learning rates with early
+  stopping off, validated on 300 held-out queries; its logs choose each objective's learning rate and, replayed, the
+  stopping rule (`tools/stopping_rules.py`) of the re-run grid.
 
 Each grid draws its tables and figures into `archive/<grid>/figures/` (key `figures`), where they are committed.
 - `config/paper.yaml`: the paper's MS MARCO setting for a GPU cluster. It is a complete config on its own: give it

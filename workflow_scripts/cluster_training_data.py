@@ -1,12 +1,12 @@
 """Cluster the training triples of one data fraction with the zero-shot student (for clustered batching)."""
 
-from margin_retrieval.logs import setup_job_logging
+from margin_retrieval.jobs.logs import setup_job_logging
 
 setup_job_logging(snakemake.log[0])
 
 import logging
 
-from margin_retrieval.io import load_embeddings, write_json, write_tsv
+from margin_retrieval.jobs.io import load_embeddings, write_json, write_tsv
 from margin_retrieval.training.clustering import (cluster_examples, cluster_statistics, example_embeddings,
                                                   lookup_embeddings)
 from margin_retrieval.training.data import fraction_triples

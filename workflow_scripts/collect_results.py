@@ -4,7 +4,7 @@ input.manifest: results/systems.json (each record names its aggregate file); inp
 DAG.
 """
 
-from margin_retrieval.logs import setup_job_logging
+from margin_retrieval.jobs.logs import setup_job_logging
 
 setup_job_logging(snakemake.log[0])
 

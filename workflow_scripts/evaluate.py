@@ -1,6 +1,6 @@
 """Evaluate one TREC run with ir_measures, cross-checked against trectools."""
 
-from margin_retrieval.logs import setup_job_logging
+from margin_retrieval.jobs.logs import setup_job_logging
 
 setup_job_logging(snakemake.log[0])
 

@@ -5,7 +5,7 @@ input.teacher_benchmark (speedup, optional). params.analysis: the config's analy
 output.pdf (+ output.json, output.tsv where written).
 """
 
-from margin_retrieval.logs import setup_job_logging
+from margin_retrieval.jobs.logs import setup_job_logging
 
 setup_job_logging(snakemake.log[0])
 

@@ -1,6 +1,6 @@
 """Render one result table (.md or .tsv) as an HTML page for the Snakemake report."""
 
-from margin_retrieval.logs import setup_job_logging
+from margin_retrieval.jobs.logs import setup_job_logging
 
 setup_job_logging(snakemake.log[0])
 

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from margin_retrieval.logs import setup_job_logging
+from margin_retrieval.jobs.logs import setup_job_logging
 
 setup_job_logging(snakemake.log[0])
 
@@ -10,7 +10,7 @@ import torch
 
 from margin_retrieval.data import collections
 from margin_retrieval.models.encoders import Encoder
-from margin_retrieval.io import read_tsv, write_tsv
+from margin_retrieval.jobs.io import read_tsv, write_tsv
 from margin_retrieval.data.teacher_scores import scores_from_file
 from margin_retrieval.training.teacher import HEADER, score_triples
 from margin_retrieval.models.device import resolve_device

@@ -1,6 +1,6 @@
 """Search one document shard with every query of a collection (faiss, inner product on normalised embeddings)."""
 
-from margin_retrieval.logs import setup_job_logging
+from margin_retrieval.jobs.logs import setup_job_logging
 
 setup_job_logging(snakemake.log[0])
 

@@ -1,6 +1,6 @@
 """Write the machine-readable summary of one system on one collection (measures, config, seed, version)."""
 
-from margin_retrieval.logs import setup_job_logging
+from margin_retrieval.jobs.logs import setup_job_logging
 
 setup_job_logging(snakemake.log[0])
 

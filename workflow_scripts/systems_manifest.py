@@ -5,7 +5,7 @@ params.systems: the records (rules/common.smk systems_manifest); params.negative
 source, the value of a grid without a ``negatives`` column.
 """
 
-from margin_retrieval.logs import setup_job_logging
+from margin_retrieval.jobs.logs import setup_job_logging
 
 setup_job_logging(snakemake.log[0])
 

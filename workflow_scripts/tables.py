@@ -6,7 +6,7 @@ params.analysis: the config's analysis section; params.measures: collection -> c
 output.markdown, output.latex, and optionally output.tsv.
 """
 
-from margin_retrieval.logs import setup_job_logging
+from margin_retrieval.jobs.logs import setup_job_logging
 
 setup_job_logging(snakemake.log[0])
 

@@ -7,7 +7,7 @@ input.manifest: results/systems.json (training logs); input.results: figures/res
 for the DAG.
 """
 
-from margin_retrieval.logs import setup_job_logging
+from margin_retrieval.jobs.logs import setup_job_logging
 
 setup_job_logging(snakemake.log[0])
 

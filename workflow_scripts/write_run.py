@@ -1,6 +1,6 @@
 """Merge the per-shard top-k lists exactly and write the TREC run of every query."""
 
-from margin_retrieval.logs import setup_job_logging
+from margin_retrieval.jobs.logs import setup_job_logging
 
 setup_job_logging(snakemake.log[0])
 

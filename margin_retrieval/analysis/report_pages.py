@@ -14,7 +14,7 @@ import re
 
 import pandas as pd
 
-from margin_retrieval.io import atomic_path
+from margin_retrieval.jobs.io import atomic_path
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1em; color: #222; }

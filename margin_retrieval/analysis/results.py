@@ -15,7 +15,7 @@ from typing import Mapping
 import pandas as pd
 
 from margin_retrieval.analysis.systems import EXPERIMENT_COLUMNS, blank
-from margin_retrieval.io import read_json, write_tsv
+from margin_retrieval.jobs.io import read_json, write_tsv
 
 PathLike = str | os.PathLike
 TEST_MEASURE = "nDCG@10"

@@ -63,17 +63,6 @@ def paired_ttest(a: Scores, b: Scores) -> dict:
     return {**result, "statistic": t, "p_value": float(2 * sps.t.sf(abs(t), n - 1))}
 
 
-def wilcoxon_test(a: Scores, b: Scores) -> dict:
-    """Two-sided Wilcoxon signed-rank test (zero differences dropped; exact distribution for small samples)."""
-    _, x, y = align(a, b)
-    d = x - y
-    result = {"test": "Wilcoxon signed-rank", **_summary(x, y), "n_nonzero": int(np.count_nonzero(d))}
-    if not np.any(d != 0):
-        return {**result, "statistic": 0.0, "p_value": 1.0}
-    test = sps.wilcoxon(x, y, zero_method="wilcox", alternative="two-sided")
-    return {**result, "statistic": float(test.statistic), "p_value": float(test.pvalue)}
-
-
 def holm_adjust(p_values: Sequence[float]) -> list[float]:
     """Holm-Bonferroni adjusted p-values, in the input order (NaNs stay NaN and do not count as tests)."""
     p = [float(v) for v in p_values]

@@ -19,7 +19,7 @@ from typing import Collection, Mapping, Sequence
 
 import pandas as pd
 
-from margin_retrieval.io import read_json, write_json
+from margin_retrieval.jobs.io import read_json, write_json
 
 PathLike = str | os.PathLike
 

@@ -15,7 +15,7 @@ from margin_retrieval.analysis.numbers.seeds import CONFIDENCE
 from margin_retrieval.analysis.numbers.significance import DEFAULT_MEASURES, main_table
 from margin_retrieval.analysis.results import read_per_query, read_results
 from margin_retrieval.analysis.systems import read_manifest
-from margin_retrieval.io import atomic_path
+from margin_retrieval.jobs.io import atomic_path
 
 SIGNIFICANT, EQUIVALENT = "†", "‡"
 PathLike = str | os.PathLike

@@ -38,8 +38,8 @@ from typing import Iterable, Iterator, Mapping
 from margin_retrieval.data.home import configure_home, home_lock, home_path  # noqa: F401 (part of this API)
 from margin_retrieval.data.local_collections import LOCAL_KEYS, load_local, local_paths  # noqa: F401 (API)
 from margin_retrieval.data.local_formats import MalformedFileError, check_local_files
-from margin_retrieval.errors import ConfigError, UserError
-from margin_retrieval.io import write_json
+from margin_retrieval.jobs.errors import ConfigError, UserError
+from margin_retrieval.jobs.io import write_json
 
 log = logging.getLogger(__name__)
 

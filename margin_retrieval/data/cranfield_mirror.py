@@ -17,7 +17,7 @@ import re
 import tarfile
 from pathlib import Path
 
-from margin_retrieval.io import atomic_path
+from margin_retrieval.jobs.io import atomic_path
 
 FILES = ("cran.all.1400", "cran.qry", "cranqrel")
 EXPECTED = {"docs": 1400, "queries": 225, "qrels": 1837}

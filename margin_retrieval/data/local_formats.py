@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Callable, Iterator
 
-from margin_retrieval.errors import UserError
+from margin_retrieval.jobs.errors import UserError
 
 BEIR_QRELS_HEADER = "query-id\tcorpus-id\tscore"
 TSV_DOCS = "'doc_id<TAB>text' (exactly one tab)"

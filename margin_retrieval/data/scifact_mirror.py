@@ -20,7 +20,7 @@ import tokenize
 import zipfile
 from pathlib import Path
 
-from margin_retrieval.io import atomic_path
+from margin_retrieval.jobs.io import atomic_path
 
 MIRROR_ZIP = "scifact_claimverifier.zip"
 EXPECTED = {"docs": 5183, "train_queries": 809, "train_qrels": 919, "test_queries": 300, "test_qrels": 339}

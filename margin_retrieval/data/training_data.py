@@ -8,6 +8,7 @@ docpairs are the only source, and the split needs their queries, so one job writ
 
 from __future__ import annotations
 
+import csv
 import itertools
 import logging
 import time
@@ -15,30 +16,32 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from margin_retrieval.config import FirstStage, TrainDataSettings
+from margin_retrieval.workflow.config import FirstStage, TrainDataSettings
 from margin_retrieval.data import collections
 from margin_retrieval.data.provided_data import candidates_from_scoreddocs
-from margin_retrieval.data.triples import (Rankings, bm25_rankings, candidate_recall, dense_rankings,
-                                           docpair_triples, ordered_unique, positives, sample_negatives,
-                                           seeded_order, split_queries, validation_candidates)
-from margin_retrieval.io import load_embeddings, read_json, write_json, write_tsv
+from margin_retrieval.data.triples import (Rankings, bm25_rankings, candidate_recall, docpair_triples, ordered_unique,
+                                           positives, sample_negatives, seeded_order, split_queries,
+                                           validation_candidates)
+from margin_retrieval.jobs.io import read_json, write_json, write_tsv
 from margin_retrieval.data.teacher_scores import ScoredPairs, scores_from_file
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Embeddings:
-    """The zero-shot student's embeddings of the training queries and corpus shards (first stage ``student``)."""
-
-    queries: str | None = None
-    doc_shards: Sequence[str] = ()
-
-    @classmethod
-    def from_job_input(cls, job_input) -> "Embeddings":
-        """From a Snakemake input with optional ``query_embeddings`` and ``doc_embeddings`` (one path or a list)."""
-        shards = job_input.get("doc_embeddings", [])
-        return cls(job_input.get("query_embeddings"), [shards] if isinstance(shards, str) else list(shards))
+def read_rankings(path: str | Path, wanted: set[str]) -> Rankings:
+    """The ``wanted`` queries' rankings from a student's ``ranking.tsv`` (header ``qid doc_id``, rank order; rule
+    ``rank_training_queries``); a wanted query it lacks is an error, since every query with a positive is ranked."""
+    rankings: Rankings = {}
+    with open(path, newline="") as handle:
+        rows = csv.reader(handle, delimiter="\t")
+        next(rows)
+        for qid, doc_id in rows:
+            if qid in wanted:
+                rankings.setdefault(qid, []).append(doc_id)
+    missing = wanted - set(rankings)
+    if missing:
+        raise ValueError(f"{path}: {len(missing)} queries are not ranked, e.g. {sorted(missing)[:5]}")
+    return rankings
 
 
 @dataclass
@@ -51,8 +54,9 @@ class Split:
 
 
 def first_stage(source: FirstStage, dataset, query_text: dict[str, str], wanted: set[str], k: int,
-                embeddings: Embeddings) -> Rankings:
-    """Top-k of the ``wanted`` queries by BM25 over the whole corpus or by the student's embeddings."""
+                student_ranking: str | Path | None) -> Rankings:
+    """Top-k of the ``wanted`` queries by BM25 over the whole corpus, or the student's ranking read from its file
+    (ranked at least as deep as k, see :mod:`margin_retrieval.retrieval.first_stage`)."""
     if not wanted:
         return {}
     start = time.perf_counter()
@@ -60,11 +64,9 @@ def first_stage(source: FirstStage, dataset, query_text: dict[str, str], wanted:
         docs = collections.docs_slice(dataset, 0, collections.doc_count(dataset))
         rankings = bm25_rankings(docs, {q: query_text[q] for q in wanted}, k)
     else:
-        if not embeddings.queries or not embeddings.doc_shards:
-            raise ValueError("first stage 'student' needs the zero-shot student's query and doc embeddings")
-        query_ids, query_emb = load_embeddings(embeddings.queries)
-        shards = (load_embeddings(path) for path in embeddings.doc_shards)
-        rankings = dense_rankings(query_ids.tolist(), query_emb, shards, k, wanted=wanted)
+        if not student_ranking:
+            raise ValueError("first stage 'student' needs the zero-shot student's ranking of the training queries")
+        rankings = read_rankings(student_ranking, wanted)
     log.info("first stage %s: top-%d of %d queries in %.1f s", source, k, len(wanted), time.perf_counter() - start)
     return rankings
 
@@ -97,13 +99,13 @@ def split_training_queries(train_qids: Sequence[str], settings: TrainDataSetting
 
 
 def rerank_candidates(split: Split, settings: TrainDataSettings, dataset, query_text: dict[str, str],
-                      embeddings: Embeddings) -> list[tuple[str, str]]:
+                      student_ranking: str | Path | None) -> list[tuple[str, str]]:
     """The split's candidates: a separate dataset's scoreddocs, or the first stage's top-depth of held-out queries."""
     if split.candidates is not None:
         return split.candidates
     depth = settings.validation.depth
     rankings = first_stage(settings.validation.candidates, dataset, query_text, set(split.validation), depth,
-                           embeddings)
+                           student_ranking)
     return validation_candidates(split.validation, rankings, depth)
 
 
@@ -127,17 +129,18 @@ def write_split(split: Split, candidates: list[tuple[str, str]], settings: Train
 
 
 def make_split(dataset, settings: TrainDataSettings, outputs: dict[str, str | Path],
-               embeddings: Embeddings = Embeddings()) -> dict:
+               student_ranking: str | Path | None = None) -> dict:
     """Mining mode: split the queries with a judged positive, write the split, candidates and stats."""
     start = time.perf_counter()
     query_text, qrels = collections.queries(dataset), collections.qrels(dataset)
     split = split_training_queries(sorted(set(positives(qrels)) & set(query_text)), settings, query_text, qrels)
-    stats = write_split(split, rerank_candidates(split, settings, dataset, query_text, embeddings), settings, outputs)
+    candidates = rerank_candidates(split, settings, dataset, query_text, student_ranking)
+    stats = write_split(split, candidates, settings, outputs)
     return _write_stats(outputs["stats"], stats | {"mode": "mining"}, start)
 
 
 def make_mined_triples(dataset, settings: TrainDataSettings, source: FirstStage, splits_path: str | Path,
-                       outputs: dict[str, str | Path], embeddings: Embeddings = Embeddings(),
+                       outputs: dict[str, str | Path], student_ranking: str | Path | None = None,
                        teacher_scores_file: str | None = None) -> dict:
     """Mining mode, one negative source: (qid, pos, neg) triples of the split's train order, and their stats.
     ``teacher_scores_file``: the published scores that Margin-MSE runs on these triples read; every triple must have
@@ -148,7 +151,7 @@ def make_mined_triples(dataset, settings: TrainDataSettings, source: FirstStage,
     negatives = settings.negatives
     # Fetch past the depth by the most positives of a query, so that depth negatives remain once they are removed.
     extra = max((len(docs) for q, docs in positives(qrels).items() if q in set(train_order)), default=0)
-    rankings = first_stage(source, dataset, query_text, set(train_order), negatives.depth + extra, embeddings)
+    rankings = first_stage(source, dataset, query_text, set(train_order), negatives.depth + extra, student_ranking)
     rows, stats = sample_negatives(train_order, qrels, rankings, negatives.depth, negatives.per_positive,
                                    settings.seed)
     if teacher_scores_file:
@@ -160,7 +163,7 @@ def make_mined_triples(dataset, settings: TrainDataSettings, source: FirstStage,
 
 
 def make_docpairs_data(dataset, settings: TrainDataSettings, outputs: dict[str, str | Path],
-                       embeddings: Embeddings = Embeddings(), scored_pairs: str | Path | None = None) -> dict:
+                       student_ranking: str | Path | None = None, scored_pairs: str | Path | None = None) -> dict:
     """Docpairs mode: the dataset's grouped docpairs split by query; writes split, candidates, triples, stats.
 
     ``scored_pairs`` (a published scores file, for ``train_data.teacher_pairs: scored``): also the Margin-MSE runs'
@@ -179,7 +182,8 @@ def make_docpairs_data(dataset, settings: TrainDataSettings, outputs: dict[str, 
     split = split_training_queries(ordered_unique(q for q, _, _ in itertools.chain(rows, scored)), settings,
                                    query_text, qrels)
     rank_of = {q: i for i, q in enumerate(split.train_order)}  # validation queries are not in it: never trained on
-    stats = write_split(split, rerank_candidates(split, settings, dataset, query_text, embeddings), settings, outputs)
+    candidates = rerank_candidates(split, settings, dataset, query_text, student_ranking)
+    stats = write_split(split, candidates, settings, outputs)
     rows = _in_train_order(rows, rank_of)
     _write_triples(outputs["triples"], rows)
     if scored_pairs:

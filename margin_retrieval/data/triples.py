@@ -8,7 +8,8 @@ Two modes, chosen by the config's ``train_data``:
   every judged positive (rel > 0), ``per_positive`` negatives are drawn (seeded, per query) from the first stage's
   top-``depth`` with every judged positive of that query removed. The first stage is BM25 (``bm25s``, English
   stopwords, whole corpus; documents with score 0, i.e. no shared term, are not retrieved) or the zero-shot
-  student's dense ranking (inner product of its embeddings).
+  student's dense ranking (inner product of its embeddings), which the retrieval stage writes
+  (:mod:`margin_retrieval.retrieval.first_stage`) and the jobs read.
 - **docpairs** (``train_data.docpairs`` set, the paper's MS MARCO setup): the dataset's own docpairs, grouped by
   :func:`margin_retrieval.data.provided_data.group_docpairs`.
 
@@ -30,8 +31,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from margin_retrieval.data.provided_data import group_docpairs
-from margin_retrieval.errors import ConfigError
-from margin_retrieval.retrieval.search import merge_topk, search_shard
+from margin_retrieval.jobs.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -98,28 +98,6 @@ def bm25_rankings(docs: Iterable[tuple[str, str]], queries: dict[str, str], k: i
     k = min(k, len(doc_ids))
     indices, scores = retriever.retrieve(tokens, k=k, show_progress=False)
     return {qid: _ranked(doc_ids, indices[i], scores[i], keep_zero=False) for i, qid in enumerate(qids)}
-
-
-def dense_rankings(query_ids: Sequence[str], query_emb: np.ndarray,
-                   doc_shards: Iterable[tuple[Sequence[str], np.ndarray]], k: int,
-                   wanted: Iterable[str] | None = None) -> Rankings:
-    """Exact inner-product top-k over document shards for the ``wanted`` queries (default: all), with the search
-    rule's own exact search and merge (``retrieval.search``; ties by doc id as in the runs)."""
-    query_ids = np.asarray([str(q) for q in query_ids])
-    rows = np.arange(len(query_ids))
-    if wanted is not None:
-        wanted = set(wanted)
-        missing = wanted - set(query_ids.tolist())
-        if missing:
-            raise KeyError(f"{len(missing)} queries have no embedding, e.g. {sorted(missing)[:5]}")
-        rows = np.flatnonzero(np.isin(query_ids, list(wanted)))
-    queries = np.asarray(query_emb)[rows]
-    shards = [search_shard(query_ids[rows], queries, np.asarray(ids, dtype=str), emb, k)
-              for ids, emb in doc_shards if len(ids)]
-    if not shards:
-        return {str(q): [] for q in query_ids[rows]}
-    merged = merge_topk(shards, k)
-    return {str(q): [str(d) for d in docs] for q, docs in zip(merged.query_ids, merged.doc_ids)}
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -26,8 +26,8 @@ import pandas as pd
 from pandas.errors import Pandas4Warning
 from trectools import TrecEval, TrecQrel, TrecRun
 
-from margin_retrieval.io import write_json, write_tsv
-from margin_retrieval.progress import Progress
+from margin_retrieval.jobs.io import write_json, write_tsv
+from margin_retrieval.jobs.progress import Progress
 from margin_retrieval.retrieval.runs import read_run
 
 log = logging.getLogger(__name__)

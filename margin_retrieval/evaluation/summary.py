@@ -14,7 +14,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from margin_retrieval.io import read_json, write_json
+from margin_retrieval.jobs.io import read_json, write_json
 
 SCHEMA = "margin-retrieval/summary/v1"
 MAIN_MEASURE = "nDCG@10"

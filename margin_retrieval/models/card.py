@@ -105,7 +105,7 @@ With this workflow: `margin_retrieval.models.encoders.Encoder.load("PATH").encod
 def trained_card(*, run: dict, base_name: str, base_source: str, pooling: str, similarity: str, training: dict,
                  train_data: dict, summary: dict, steps_done: int, steps_planned: int, triples: int,
                  optimizer: str) -> str:
-    """The card of a trained model; ``run`` is one row of the experiment grid (``run_description``), ``optimizer``
+    """The card of a trained model; ``run`` is one run of the experiment grid (``Run.description``), ``optimizer``
     the class name of the optimizer that trained it."""
     base = base_model_of(base_source)
     dataset_id, licence, licence_words = dataset_terms(train_data.get("dataset"))

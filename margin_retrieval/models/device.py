@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from margin_retrieval.errors import UserError
+from margin_retrieval.jobs.errors import UserError
 
 
 class NoCudaDevice(UserError, RuntimeError):

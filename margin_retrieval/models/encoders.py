@@ -27,7 +27,7 @@ import torch
 
 from margin_retrieval.models import light_bert
 from margin_retrieval.models.precision import autocast_context
-from margin_retrieval.progress import Progress
+from margin_retrieval.jobs.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +151,7 @@ class Encoder:
     def save(self, directory: Path | str) -> Path:
         """Write the model, the tokenizer, ``margin_retrieval.json`` and the sentence-transformers files.
 
-        Writes into ``directory`` directly; wrap it in ``margin_retrieval.io.atomic_path`` for an atomic publish.
+        Writes into ``directory`` directly; wrap it in ``margin_retrieval.jobs.io.atomic_path`` for an atomic publish.
         """
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)

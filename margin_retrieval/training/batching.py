@@ -18,7 +18,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from margin_retrieval.config import Batching
+from margin_retrieval.workflow.config import Batching
 from margin_retrieval.training.config import TrainConfig
 
 BatchPlan = Callable[[int], list[int]]
@@ -44,12 +44,6 @@ def epoch_order(n_triples: int, seed: int, epoch: int) -> np.ndarray:
     generator = torch.Generator().manual_seed(epoch_seed(seed, epoch))
     order = torch.randperm(n_triples, generator=generator).numpy()
     return order.astype(np.int32) if n_triples < 2**31 else order
-
-
-def batch_indices(n_triples: int, config: TrainConfig, step: int) -> list[int]:
-    """The triples of a global step under random batching. It draws the whole epoch's permutation: a training loop
-    keeps one ``RandomBatches`` instead, which draws it once per epoch."""
-    return RandomBatches(n_triples, config)(step)
 
 
 def clustered_epoch(clusters: Sequence[int], batch_size: int, seed: int, epoch: int) -> list[list[int]]:

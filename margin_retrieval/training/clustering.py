@@ -33,7 +33,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from margin_retrieval.io import load_embeddings
+from margin_retrieval.jobs.io import load_embeddings
 
 Triple = tuple[str, str, str]
 

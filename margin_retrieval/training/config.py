@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
-from margin_retrieval.config import (Batching, ErrorFunction, Export, InBatch, Objective, Optimizer, Similarity,
+from margin_retrieval.workflow.config import (Batching, ErrorFunction, Export, InBatch, Objective, Optimizer, Similarity,
                                      TrainingSettings)
 
 # The grid columns a run sets; its seed and batching replace the section's defaults of those columns.
@@ -33,6 +33,6 @@ class TrainConfig(TrainingSettings):
 
     @classmethod
     def from_config(cls, training: TrainingSettings, run: Mapping[str, Any]) -> "TrainConfig":
-        """Merge the ``training`` section with one row of the experiment grid (``run_description``); the row's
+        """Merge the ``training`` section with one run of the experiment grid (``Run.description``); the row's
         ``lr`` is the run's learning rate."""
         return cls(**asdict(training) | {key: run[key] for key in RUN_KEYS} | {"learning_rate": run["lr"]})

@@ -12,8 +12,8 @@ from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 
-from margin_retrieval.experiments import fraction_size
-from margin_retrieval.io import read_json, read_tsv
+from margin_retrieval.workflow.experiments import fraction_size
+from margin_retrieval.jobs.io import read_json, read_tsv
 from margin_retrieval.training.texts import LazyTexts
 from margin_retrieval.training.triples import Triples, TriplesBuilder
 

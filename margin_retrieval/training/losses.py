@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from margin_retrieval.config import ErrorFunction, InBatch, Objective, Similarity
+from margin_retrieval.workflow.config import ErrorFunction, InBatch, Objective, Similarity
 
 ERRORS: dict[ErrorFunction, Callable[[Tensor], Tensor]] = {
     ErrorFunction.L1: torch.abs,

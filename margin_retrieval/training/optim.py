@@ -6,7 +6,7 @@ import logging
 
 import torch
 
-from margin_retrieval.config import Optimizer
+from margin_retrieval.workflow.config import Optimizer
 from margin_retrieval.training.config import TrainConfig
 
 log = logging.getLogger(__name__)

@@ -26,12 +26,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from margin_retrieval.config import Export
-from margin_retrieval.io import atomic_path
+from margin_retrieval.workflow.config import Export
+from margin_retrieval.jobs.io import atomic_path
 from margin_retrieval.models.device import resolve_device
 from margin_retrieval.models.precision import autocast_context
 from margin_retrieval.models.card import write_card
-from margin_retrieval.progress import Progress
+from margin_retrieval.jobs.progress import Progress
 from margin_retrieval.training.batching import batch_plan, total_steps
 from margin_retrieval.training.config import TrainConfig
 from margin_retrieval.training.data import TrainingData

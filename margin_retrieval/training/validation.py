@@ -8,7 +8,7 @@ from pathlib import Path
 
 import ir_measures
 
-from margin_retrieval.io import atomic_path
+from margin_retrieval.jobs.io import atomic_path
 from margin_retrieval.models.encoders import Encoder, longest_first
 from margin_retrieval.training.config import TrainConfig
 from margin_retrieval.training.data import TrainingData

@@ -18,7 +18,7 @@ from margin_retrieval.analysis.numbers.effectiveness import (
 )
 from margin_retrieval.analysis.results import TEST_MEASURE, read_results
 from margin_retrieval.analysis.systems import system_label, variant_label
-from margin_retrieval.io import write_json
+from margin_retrieval.jobs.io import write_json
 
 
 def _lines(ax, trained: pd.DataFrame, summarised: set[str]) -> set[float]:

@@ -15,7 +15,7 @@ from margin_retrieval.analysis.numbers.speedup import finite, speedup_numbers, s
 from margin_retrieval.analysis.numbers.train_logs import load_runs, read_benchmark
 from margin_retrieval.analysis.results import TEST_MEASURE
 from margin_retrieval.analysis.systems import read_manifest, variant_label
-from margin_retrieval.io import write_json, write_tsv
+from margin_retrieval.jobs.io import write_json, write_tsv
 
 PANELS = (("steps", "training steps to the target"), ("cpu_seconds", "CPU seconds to the target"))
 

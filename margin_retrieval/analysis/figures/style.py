@@ -13,7 +13,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 
-from margin_retrieval.io import atomic_path  # noqa: E402
+from margin_retrieval.jobs.io import atomic_path  # noqa: E402
 
 PathLike = str | os.PathLike
 SCORE_UNIT = "cosine-similarity difference"

@@ -18,7 +18,7 @@ from typing import Mapping, Sequence
 import pandas as pd
 from scipy import stats as sps
 
-from margin_retrieval.io import write_json
+from margin_retrieval.jobs.io import write_json
 from margin_retrieval.analysis.numbers.train_logs import best_value, total_steps
 from margin_retrieval.analysis.results import TEST_MEASURE, write_frame
 

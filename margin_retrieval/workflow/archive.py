@@ -9,7 +9,7 @@ The archive mirrors the layout of ``results/``: ``<archive>/train/<run>/train_lo
 figures need no copy: its config key ``figures`` (``<archive>/figures``) has the workflow draw them there.
 
 Usage, after a (partial) run of the grid and before its results folder is lost:
-    python -m margin_retrieval.archive archive/scifact_full
+    python -m margin_retrieval.workflow.archive archive/scifact_full
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from margin_retrieval.evaluation.summary import workflow_version
-from margin_retrieval.io import atomic_path, read_json, read_tsv, write_tsv
+from margin_retrieval.jobs.io import atomic_path, read_json, read_tsv, write_tsv
 from margin_retrieval.models.device import cpu_description
 
 PathLike = str | os.PathLike

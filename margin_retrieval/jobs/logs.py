@@ -1,5 +1,5 @@
 """Logging for Snakemake jobs: everything a job says goes to its rule's log file, a mistake of the user's as one line
-(``margin_retrieval.errors.UserError``: its message names the key or the file and line), any other error with its
+(``margin_retrieval.jobs.errors.UserError``: its message names the key or the file and line), any other error with its
 traceback."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import logging
 import os
 import sys
 
-from margin_retrieval.errors import UserError
+from margin_retrieval.jobs.errors import UserError
 
 
 def setup_job_logging(path: str) -> None:

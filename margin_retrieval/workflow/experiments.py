@@ -9,6 +9,7 @@ objective's ``training.learning_rates`` entry, else ``training.learning_rate``).
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from dataclasses import dataclass
@@ -16,12 +17,54 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from margin_retrieval.config import Batching, FirstStage, InBatch, Negatives, Objective, Settings
-from margin_retrieval.errors import ConfigError
+from margin_retrieval.workflow.config import Batching, FirstStage, InBatch, Negatives, Objective, Settings
+from margin_retrieval.jobs.errors import ConfigError
 
 # The order of the run name's segments. New columns go last, so that the names of archived runs, which lack them,
 # stay prefixes of the new names (``run_description`` fills the missing columns from the defaults).
 COLUMNS = ("model", "objective", "in_batch", "tau", "fraction", "negatives", "batching", "seed", "lr")
+
+
+@dataclass(frozen=True)
+class Run:
+    """One training run of the grid, typed; its fields are the columns of its name, in ``COLUMNS`` order."""
+
+    model: str
+    objective: Objective
+    in_batch: InBatch
+    tau: float | None
+    fraction: float
+    negatives: Negatives
+    batching: Batching
+    seed: int
+    lr: float
+
+    def columns(self) -> dict[str, str]:
+        """The run's columns as the strings of its name (and of the Paramspace table)."""
+        return {
+            "model": self.model, "objective": self.objective.value, "in_batch": self.in_batch.value,
+            "tau": "none" if self.tau is None else f"{self.tau:g}", "fraction": f"{self.fraction:g}",
+            "negatives": self.negatives.value, "batching": self.batching.value, "seed": str(self.seed),
+            "lr": lr_name(self.lr),
+        }
+
+    @property
+    def name(self) -> str:
+        """``model~…/objective~…/…``: the run's folder under results/train/ and its Paramspace pattern."""
+        return run_name(self.columns())
+
+    def description(self) -> dict[str, Any]:
+        """The typed columns as a flat dict, for training (``TrainConfig.from_config``), cards and analysis."""
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The expanded experiment groups: ``table`` (one row per distinct run, its name's strings and the groups that
+    name it, for Snakemake's Paramspace) and ``runs`` (the same runs, typed, keyed by name), parsed once."""
+
+    table: pd.DataFrame
+    runs: dict[str, Run]
 
 
 @dataclass(frozen=True)
@@ -67,7 +110,7 @@ def _enum(kind, value, where: str, column: str):
                           f"got {value!r}") from None
 
 
-def _tau_name(objective: Objective, tau, where: str) -> str:
+def _tau(objective: Objective, tau, where: str) -> float | None:
     if objective == Objective.STATIC:
         if tau is None or isinstance(tau, bool) or not isinstance(tau, (int, float)):
             raise ConfigError(f"config experiments.{where}: a static margin needs a numeric tau, got {tau!r}")
@@ -75,11 +118,11 @@ def _tau_name(objective: Objective, tau, where: str) -> str:
         # negative above the positive.
         if tau < 0:
             raise ConfigError(f"config experiments.{where}: the static margin tau must be >= 0, got {tau!r}")
-        return f"{float(tau):g}"
+        return float(tau)
     if tau is not None:
         raise ConfigError(f"config experiments.{where}: tau is only meaningful for the static objective, "
                           f"not {objective!r}")
-    return "none"
+    return None
 
 
 def _in_batch(objective: Objective, value, where: str) -> InBatch:
@@ -116,33 +159,33 @@ def lr_name(lr: float) -> str:
     return f"{float(lr):g}"
 
 
-def _lr(values: dict, objective: Objective, defaults: GridDefaults, where: str) -> str:
+def _lr(values: dict, objective: Objective, defaults: GridDefaults, where: str) -> float:
     lr = values.get("lr", defaults.lr(objective))
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or lr <= 0:
         raise ConfigError(f"config experiments.{where}: lr must be a positive number, got {lr!r}")
-    return lr_name(lr)
+    return float(lr)
 
 
-def _row(where: str, values: dict, defaults: GridDefaults) -> dict[str, str]:
-    """One run's columns as the strings of its name; every value is checked here, once."""
+def _run(where: str, values: dict, defaults: GridDefaults) -> Run:
+    """One run of a grid; every value is checked here, once."""
     objective = _enum(Objective, values["objective"], where, "objective")
     fraction = values.get("fraction", 1.0)
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
         raise ConfigError(f"config experiments.{where}: fraction must be in (0, 1], got {fraction!r}")
-    return {
-        "model": values["model"],
-        "objective": objective.value,
-        "in_batch": _in_batch(objective, values.get("in_batch", False), where).value,
-        "tau": _tau_name(objective, values.get("tau"), where),
-        "fraction": f"{float(fraction):g}",
-        "negatives": _negatives(values, defaults, where).value,
-        "batching": _enum(Batching, values.get("batching", defaults.batching), where, "batching").value,
-        "seed": str(_seed(values, defaults, where)),
-        "lr": _lr(values, objective, defaults, where),
-    }
+    return Run(
+        model=values["model"],
+        objective=objective,
+        in_batch=_in_batch(objective, values.get("in_batch", False), where),
+        tau=_tau(objective, values.get("tau"), where),
+        fraction=float(fraction),
+        negatives=_negatives(values, defaults, where),
+        batching=_enum(Batching, values.get("batching", defaults.batching), where, "batching"),
+        seed=_seed(values, defaults, where),
+        lr=_lr(values, objective, defaults, where),
+    )
 
 
-def _grid_rows(group: str, index: int, grid: dict, students: list[str], defaults: GridDefaults) -> list[dict]:
+def _grid_runs(group: str, index: int, grid: dict, students: list[str], defaults: GridDefaults) -> list[Run]:
     """The runs of entry ``index`` of experiment group ``group``; an error names both (``static_sweep[0]``)."""
     where = f"{group}[{index}]"
     unknown = set(grid) - set(COLUMNS)
@@ -152,29 +195,37 @@ def _grid_rows(group: str, index: int, grid: dict, students: list[str], defaults
         raise ConfigError(f"config experiments.{where}: every grid needs an objective")
     grid = {"model": students, **grid}
     keys = list(grid)
-    rows = []
+    runs = []
     for values in itertools.product(*(_as_list(grid[key]) for key in keys)):
-        row = _row(where, dict(zip(keys, values)), defaults)
-        if row["model"] not in students:
-            raise ConfigError(f"config experiments.{where}: model {row['model']!r} is not a configured student "
+        run = _run(where, dict(zip(keys, values)), defaults)
+        if run.model not in students:
+            raise ConfigError(f"config experiments.{where}: model {run.model!r} is not a configured student "
                               f"{students}")
-        rows.append({**row, "group": group})
-    return rows
+        runs.append(run)
+    return runs
 
 
-def expand_experiments(experiments: dict, students: list[str], defaults: GridDefaults) -> pd.DataFrame:
-    """One row per distinct training run; every value is a string so that paths are stable."""
-    rows = [row for group, grids in experiments.items() for index, grid in enumerate(grids)
-            for row in _grid_rows(group, index, grid, students, defaults)]
-    if not rows:
+def expand_experiments(experiments: dict, students: list[str], defaults: GridDefaults) -> Grid:
+    """One row (and one ``Run``) per distinct training run; the table's values are strings so that paths are
+    stable."""
+    named = [(run, group) for group, grids in experiments.items() for index, grid in enumerate(grids)
+             for run in _grid_runs(group, index, grid, students, defaults)]
+    if not named:
         raise ConfigError("config experiments: the configuration defines no training run")
-    table = pd.DataFrame(rows, columns=[*COLUMNS, "group"])
+    table = pd.DataFrame([{**run.columns(), "group": group} for run, group in named], columns=[*COLUMNS, "group"])
     groups = table.groupby(list(COLUMNS), sort=False)["group"].agg(lambda g: ",".join(dict.fromkeys(g)))
-    return groups.reset_index().sort_values(list(COLUMNS), kind="stable").reset_index(drop=True)
+    table = groups.reset_index().sort_values(list(COLUMNS), kind="stable").reset_index(drop=True)
+    runs = {run.name: run for run, _ in named}
+    return Grid(table, {name: runs[name] for name in map(run_name, table.to_dict("records"))})
 
 
-def run_description(row: Mapping[str, str], defaults: GridDefaults | None = None) -> dict[str, Any]:
-    """Typed, flat view of one run (the columns of its name) for training and analysis.
+def run_name(columns: Mapping[str, str]) -> str:
+    """``model~…/objective~…/…`` from a run's columns as strings (a table row, or a Paramspace instance)."""
+    return "/".join(f"{column}~{columns[column]}" for column in COLUMNS)
+
+
+def parse_run(row: Mapping[str, str], defaults: GridDefaults | None = None) -> Run:
+    """The run a name's columns describe, for names read back from disk (an archive, a results folder).
 
     A name that lacks a column (an archived run named before the column existed) takes its value from ``defaults``
     (without them that is an error).
@@ -183,17 +234,22 @@ def run_description(row: Mapping[str, str], defaults: GridDefaults | None = None
     missing = [column for column in COLUMNS if column not in row]
     if missing:
         raise KeyError(f"run {row} lacks the column(s) {missing}")
-    return {
-        "model": row["model"],
-        "objective": Objective(row["objective"]),
-        "in_batch": InBatch.parse(row["in_batch"]),
-        "tau": None if row["tau"] in ("none", None) else float(row["tau"]),
-        "fraction": float(row["fraction"]),
-        "negatives": Negatives(row["negatives"]),
-        "batching": Batching(row["batching"]),
-        "seed": int(row["seed"]),
-        "lr": float(row["lr"]),
-    }
+    return Run(
+        model=row["model"],
+        objective=Objective(row["objective"]),
+        in_batch=InBatch.parse(row["in_batch"]),
+        tau=None if row["tau"] in ("none", None) else float(row["tau"]),
+        fraction=float(row["fraction"]),
+        negatives=Negatives(row["negatives"]),
+        batching=Batching(row["batching"]),
+        seed=int(row["seed"]),
+        lr=float(row["lr"]),
+    )
+
+
+def run_description(row: Mapping[str, str], defaults: GridDefaults | None = None) -> dict[str, Any]:
+    """Typed, flat view of one run from its name's columns (``parse_run``), for training and analysis."""
+    return parse_run(row, defaults).description()
 
 
 def fraction_size(n: int, fraction: float) -> int:

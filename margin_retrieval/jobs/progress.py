@@ -1,6 +1,6 @@
 """Progress lines for long jobs: done/total, rate and ETA, written to the job log at a rate a person can read.
 
-Snakemake jobs write to log files (``margin_retrieval.logs.setup_job_logging``), where a tqdm bar would leave
+Snakemake jobs write to log files (``margin_retrieval.jobs.logs.setup_job_logging``), where a tqdm bar would leave
 carriage-return noise and one line per update. ``Progress`` logs plain lines instead: the first update, then at
 most one line per ``interval`` seconds unless another ``step`` of the total has been done since the last line
 (so a fast job logs about 100 / step_percent lines, a slow one one line per interval), and always the last.
@@ -38,7 +38,7 @@ class Progress:
         self.total = total
         self.label = label
         self.unit = unit
-        self.logger = logger or logging.getLogger("margin_retrieval.progress")
+        self.logger = logger or logging.getLogger("margin_retrieval.jobs.progress")
         self.interval = interval
         self.step = max(1, int(total * step_percent / 100))
         self.done = start  # a resumed job starts part-way; its rate counts only the work of this run

@@ -26,7 +26,7 @@ import yaml
 
 from margin_retrieval.data.local_formats import check_local_files as check_file_lines
 from margin_retrieval.data.local_formats import judged_query_count
-from margin_retrieval.errors import ConfigError
+from margin_retrieval.jobs.errors import ConfigError
 from margin_retrieval.models.positions import position_limit
 from margin_retrieval.models.source_kind import model_source_kind
 

@@ -2,7 +2,7 @@
 
 Their messages name the key or the file and line and say what to do, so they are shown alone, without a Python
 traceback: the ``Snakefile`` reads the config inside ``exit_on_user_error``, and a job script's log gets the message
-as one line (``margin_retrieval.logs.setup_job_logging``). Any other exception keeps its traceback.
+as one line (``margin_retrieval.jobs.logs.setup_job_logging``). Any other exception keeps its traceback.
 """
 
 from __future__ import annotations

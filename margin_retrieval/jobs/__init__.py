@@ -1,0 +1,1 @@
+"""Job utilities: errors reported without a traceback, atomic file output, job logs, progress lines."""
