@@ -269,10 +269,12 @@ def same_weights_reference(wildcards):
     return {"reference_model": f"results/models/{model}", "reference": reference}
 
 
-def corpus_shard(wildcards):
-    """The encoded document shard that a collection's search reads."""
+def corpus_shards(wildcards):
+    """The encoded document shards that a collection's search reads, one after the other."""
     corpus = CORPUS_OF[wildcards.collection]
-    return f"results/embeddings/{wildcards.system}/corpus/{corpus}/docs-{wildcards.scatteritem}.npz"
+    return gather.shard(
+        f"results/embeddings/{wildcards.system}/corpus/{corpus}/docs-{{scatteritem}}.npz"
+    )
 
 
 def run_tag(wildcards):

@@ -59,13 +59,13 @@ rule encode_queries:
 rule search:
     input:
         queries="results/embeddings/{system}/{collection}/queries.npz",
-        docs=corpus_shard,
+        docs=corpus_shards,
     output:
-        intermediate("results/search/{system}/{collection}/topk-{scatteritem}.npz"),
+        intermediate("results/search/{system}/{collection}/topk.npz"),
     log:
-        "results/logs/search/{system}/{collection}/{scatteritem}.log",
+        "results/logs/search/{system}/{collection}.log",
     benchmark:
-        "results/benchmarks/search/{system}/{collection}/{scatteritem}.tsv"
+        "results/benchmarks/search/{system}/{collection}.tsv"
     conda:
         "../envs/retrieval.yaml"
     threads: JOB_THREADS
@@ -78,9 +78,7 @@ rule search:
 
 rule write_run:
     input:
-        topk=gather.shard(
-            "results/search/{{system}}/{{collection}}/topk-{scatteritem}.npz"
-        ),
+        topk="results/search/{system}/{collection}/topk.npz",
         queries="results/embeddings/{system}/{collection}/queries.npz",
     output:
         "results/runs/{collection}/{system}.trec",
@@ -91,7 +89,6 @@ rule write_run:
     conda:
         "../envs/retrieval.yaml"
     params:
-        depth=config["retrieval"]["depth"],
         tag=run_tag,
     script:
         "../workflow_scripts/write_run.py"

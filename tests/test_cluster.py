@@ -125,7 +125,7 @@ def expected_jobs(config: dict) -> dict[str, int]:
         "train": len(runs),
         "encode_docs": systems * corpora * shards,
         "encode_queries": systems * collections,
-        "search": systems * collections * shards,
+        "search": systems * collections,  # every shard of the corpus in one job
         "write_run": systems * collections,
         "evaluate": systems * collections,
     }

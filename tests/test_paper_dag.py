@@ -219,7 +219,7 @@ def test_corpus_embeddings_and_top_k_files_are_deleted_once_the_runs_are_written
     assert CONFIG["retrieval"]["keep_intermediate"] is False
     assert list((workdir / "results/runs").rglob("*.trec"))
     assert not list((workdir / "results/embeddings").rglob("docs-*.npz"))
-    assert not list((workdir / "results/search").rglob("topk-*.npz"))
+    assert not list((workdir / "results/search").rglob("topk.npz"))
     assert list((workdir / "results/embeddings").rglob("queries.npz"))  # small, and read by every run's writer
 
 
@@ -310,12 +310,12 @@ def cpu_profile(directory: Path) -> Path:
 
 
 def test_slurm_profile_runs_a_training_job_and_its_retrieval(paper_run, tmp_path):
-    """Last in this file: it retrains one run in place, then encodes with it and searches one shard, every job
-    through sbatch and a job step (srun)."""
+    """Last in this file: it retrains one run in place, then encodes with it and searches both shards in one job,
+    every job through sbatch and a job step (srun)."""
     workdir, _, env, _ = paper_run
     run = "model~distilbert/objective~static/in_batch~false/tau~0.2/fraction~1/negatives~docpairs/batching~random/" \
           f"seed~{CONFIG['training']['seed']}/lr~{CONFIG['training']['learning_rate']:g}"
-    target = f"results/search/trained/{run}/trec-dl-2019/topk-1-of-2.npz"
+    target = f"results/search/trained/{run}/trec-dl-2019/topk.npz"
     before = (workdir / "results/train" / run / "train_log.jsonl").stat().st_mtime_ns
     bin_dir = fake_slurm(tmp_path)
     env = {**env, "PATH": f"{bin_dir}{os.pathsep}{env['PATH']}", "FAKE_SLURM_DIR": str(tmp_path)}
@@ -325,7 +325,7 @@ def test_slurm_profile_runs_a_training_job_and_its_retrieval(paper_run, tmp_path
     calls = (tmp_path / "calls.txt").read_text().splitlines()
     submitted = [call for call in calls if call.startswith("sbatch ")]
     rules = sorted(re.search(r"--comment rule_(\w+?)_wildcards", call)[1] for call in submitted)
-    assert rules == ["encode_docs", "encode_queries", "search", "train"]
+    assert rules == ["encode_docs", "encode_docs", "encode_queries", "search", "train"]  # two shards, one search
     assert sum(call.startswith("srun ") for call in calls) == len(submitted)  # each job ran as a job step
     states = dict(line.split("|")[:2] for line in (tmp_path / "jobs.txt").read_text().splitlines())  # the last one
     assert len(states) == len(submitted) and set(states.values()) == {"COMPLETED"}

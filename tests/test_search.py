@@ -9,7 +9,7 @@ from margin_retrieval.retrieval.runs import PAD_ID, read_run
 from margin_retrieval.jobs.io import load_embeddings, save_embeddings
 from margin_retrieval.retrieval import search
 from margin_retrieval.retrieval.search import (TopK, load_topk, merge_topk, save_topk, search_files, search_shard,
-                                     write_run_from_topk)
+                                     search_shards, write_run_from_topk)
 
 DIM = 16
 
@@ -30,9 +30,8 @@ def collection():
 
 def sharded(query_ids, queries, doc_ids, docs, k, n_shards=3, **kwargs) -> TopK:
     bounds = [i * len(docs) // n_shards for i in range(n_shards + 1)]
-    results = [search_shard(query_ids, queries, doc_ids[a:b], docs[a:b], k, **kwargs)
-               for a, b in zip(bounds, bounds[1:])]
-    return merge_topk(results, k)
+    return search_shards(query_ids, queries, ((doc_ids[a:b], docs[a:b]) for a, b in zip(bounds, bounds[1:])), k,
+                         **kwargs)
 
 
 def test_sharded_equals_unsharded_and_brute_force(collection):
@@ -102,10 +101,9 @@ def test_ivf_slots_it_cannot_fill_are_padding_and_left_out_of_runs(collection, t
     padded = result.doc_ids == PAD_ID
     assert padded.any() and np.isneginf(result.scores[padded]).all()
     assert not padded[:, 0].any() and (np.diff(padded.astype(int), axis=1) >= 0).all()  # padding comes last
-    shard = tmp_path / "topk-1-of-1.npz"
-    save_topk(shard, result)
+    save_topk(tmp_path / "topk.npz", result)
     save_embeddings(tmp_path / "queries.npz", query_ids, queries)
-    lines = write_run_from_topk([shard], tmp_path / "queries.npz", tmp_path / "run.trec", 300, "ivf")
+    lines = write_run_from_topk(tmp_path / "topk.npz", tmp_path / "queries.npz", tmp_path / "run.trec", "ivf")
     assert lines == (~padded).sum() == len(read_run(tmp_path / "run.trec"))
 
 
@@ -127,16 +125,16 @@ def test_npz_files_round_trip_under_the_exact_name(collection, tmp_path):
     np.testing.assert_array_equal(ids, doc_ids)
 
 
-def test_rule_functions_write_shards_and_a_complete_run(collection, tmp_path):
+def test_rule_functions_search_every_shard_into_one_top_k_and_write_a_complete_run(collection, tmp_path):
     query_ids, queries, doc_ids, docs = collection
     save_embeddings(tmp_path / "queries.npz", query_ids, queries)
     shards = []
     for i, (a, b) in enumerate([(0, 200), (200, 500)], start=1):
-        save_embeddings(tmp_path / f"docs-{i}-of-2.npz", doc_ids[a:b], docs[a:b])
-        shards.append(tmp_path / f"topk-{i}-of-2.npz")
-        search_files(tmp_path / "queries.npz", tmp_path / f"docs-{i}-of-2.npz", shards[-1], 30, threads=1)
-    assert load_topk(shards[0]).doc_ids.shape == (20, 30)
-    write_run_from_topk(shards, tmp_path / "queries.npz", tmp_path / "run.trec", 30, "test")
+        shards.append(tmp_path / f"docs-{i}-of-2.npz")
+        save_embeddings(shards[-1], doc_ids[a:b], docs[a:b])
+    search_files(tmp_path / "queries.npz", shards, tmp_path / "topk.npz", 30, threads=1)
+    assert load_topk(tmp_path / "topk.npz").doc_ids.shape == (20, 30)
+    write_run_from_topk(tmp_path / "topk.npz", tmp_path / "queries.npz", tmp_path / "run.trec", "test")
     run = read_run(tmp_path / "run.trec")
     whole = search_shard(query_ids, queries, doc_ids, docs, 30)
     assert run["query_id"].tolist() == np.repeat(query_ids, 30).tolist()

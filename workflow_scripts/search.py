@@ -1,4 +1,5 @@
-"""Search one document shard with every query of a collection (faiss, inner product on normalised embeddings)."""
+"""Search every document shard of a corpus with every query of a collection, one shard at a time (faiss, inner
+product on normalised embeddings), into one top-k file."""
 
 from margin_retrieval.jobs.logs import setup_job_logging
 

@@ -1,4 +1,4 @@
-"""Merge the per-shard top-k lists exactly and write the TREC run of every query."""
+"""Write the TREC run of every query of a collection from its top-k file."""
 
 from margin_retrieval.jobs.logs import setup_job_logging
 
@@ -6,5 +6,4 @@ setup_job_logging(snakemake.log[0])
 
 from margin_retrieval.retrieval.search import write_run_from_topk
 
-write_run_from_topk(snakemake.input.topk, snakemake.input.queries, snakemake.output[0], k=snakemake.params.depth,
-                    tag=snakemake.params.tag)
+write_run_from_topk(snakemake.input.topk, snakemake.input.queries, snakemake.output[0], tag=snakemake.params.tag)

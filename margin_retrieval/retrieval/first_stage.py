@@ -18,7 +18,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from margin_retrieval.jobs.io import load_embeddings, write_tsv
-from margin_retrieval.retrieval.search import merge_topk, search_shard
+from margin_retrieval.retrieval.search import search_shards
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +39,7 @@ def dense_rankings(query_ids: Sequence[str], query_emb: np.ndarray,
             raise KeyError(f"{len(missing)} queries have no embedding, e.g. {sorted(missing)[:5]}")
         rows = np.flatnonzero(np.isin(query_ids, list(wanted)))
     queries = np.asarray(query_emb)[rows]
-    shards = [search_shard(query_ids[rows], queries, np.asarray(ids, dtype=str), emb, k)
-              for ids, emb in doc_shards if len(ids)]
-    if not shards:
-        return {str(q): [] for q in query_ids[rows]}
-    merged = merge_topk(shards, k)
+    merged = search_shards(query_ids[rows], queries, ((np.asarray(ids, dtype=str), emb) for ids, emb in doc_shards), k)
     return {str(q): [str(d) for d in docs] for q, docs in zip(merged.query_ids, merged.doc_ids)}
 
 

@@ -1,5 +1,5 @@
-"""Inner-product search of one document shard (exact: BLAS + partition; approximate: a faiss index), and the exact
-merge of per-shard top-k lists.
+"""Inner-product search of document shards (exact: BLAS + partition; approximate: a faiss index), merged exactly
+into one top-k list.
 
 Sharding exists because a large collection's embeddings do not fit in memory at once (MS MARCO at 768-d fp32 is
 27 GB). The merge is exact: every document of the global top-k under the run order (score descending, doc id
@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import NamedTuple, Sequence
+from typing import Iterable, Iterator, NamedTuple, Sequence
 
 import faiss
 import numpy as np
@@ -170,27 +170,52 @@ def load_topk(path: str | os.PathLike) -> TopK:
         return TopK(data["query_ids"], data["doc_ids"], data["scores"])
 
 
-def search_files(queries_path: str | os.PathLike, docs_path: str | os.PathLike, out_path: str | os.PathLike,
-                 k: int, index_factory: str = "Flat", threads: int | None = None, search_params: str = "") -> TopK:
-    """The search rule: one shard's embeddings file -> its top-k file."""
+def search_shards(query_ids: np.ndarray, query_emb: np.ndarray,
+                  doc_shards: Iterable[tuple[np.ndarray, np.ndarray]], k: int, index_factory: str = "Flat",
+                  threads: int | None = None, search_params: str = "") -> TopK:
+    """The top-k over every shard of a corpus, each shard searched with ``search_shard`` and merged into the running
+    top-k as it comes: one shard's embeddings in memory at a time (``doc_shards`` may load them lazily). Without any
+    document, every query's list is empty."""
+    merged = TopK(np.asarray(query_ids), np.empty((len(query_ids), 0), str), np.empty((len(query_ids), 0), np.float32))
+    for doc_ids, doc_emb in doc_shards:
+        if not len(doc_ids):
+            continue
+        shard = search_shard(query_ids, query_emb, doc_ids, doc_emb, k, index_factory, threads, search_params)
+        merged = merge_topk([merged, shard], k)
+    return merged
+
+
+def _logged_shards(paths: Sequence[str | os.PathLike], n_queries: int, k: int,
+                   index_factory: str) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Each shard's embeddings, loaded when the search reaches it; a line per shard says how long it took."""
+    for number, path in enumerate(paths, start=1):
+        doc_ids, doc_emb = load_embeddings(path)
+        log.info("shard %d of %d: searching %d docs (%s, %s) with %d queries for the top %d", number, len(paths),
+                 len(doc_ids), index_factory, doc_emb.dtype, n_queries, k)
+        start = time.perf_counter()
+        yield doc_ids, doc_emb
+        seconds = time.perf_counter() - start
+        log.info("shard %d of %d searched in %.1f s (%.1f queries/s)", number, len(paths), seconds,
+                 n_queries / max(seconds, 1e-9))
+
+
+def search_files(queries_path: str | os.PathLike, docs_paths: Sequence[str | os.PathLike],
+                 out_path: str | os.PathLike, k: int, index_factory: str = "Flat", threads: int | None = None,
+                 search_params: str = "") -> TopK:
+    """The search rule: a collection's queries against every shard of its corpus, in one job (a sharded
+    paper-scale corpus would otherwise be thousands of minute-long cluster jobs) -> one top-k file."""
     query_ids, query_emb = load_embeddings(queries_path)
-    doc_ids, doc_emb = load_embeddings(docs_path)
-    # One faiss call per shard: a line before it says what is running, the one after how long it took.
-    log.info("searching %d docs (%s) with %d queries for the top %d", len(doc_ids), index_factory, len(query_ids), k)
-    start = time.perf_counter()
-    topk = search_shard(query_ids, query_emb, doc_ids, doc_emb, k, index_factory, threads, search_params)
-    seconds = time.perf_counter() - start
-    log.info("searched %d docs (%s, %s) with %d queries in %.1f s (%.1f queries/s)", len(doc_ids), index_factory,
-             doc_emb.dtype, len(query_ids), seconds, len(query_ids) / max(seconds, 1e-9))
+    shards = _logged_shards(docs_paths, len(query_ids), k, index_factory)
+    topk = search_shards(query_ids, query_emb, shards, k, index_factory, threads, search_params)
     save_topk(out_path, topk)
     return topk
 
 
-def write_run_from_topk(topk_paths: Sequence[str | os.PathLike], queries_path: str | os.PathLike,
-                        out_path: str | os.PathLike, k: int, tag: str) -> int:
-    """The write_run rule: merge every shard's top-k and write the run of every query of the collection."""
-    merged = merge_topk([load_topk(path) for path in topk_paths], k)
+def write_run_from_topk(topk_path: str | os.PathLike, queries_path: str | os.PathLike, out_path: str | os.PathLike,
+                        tag: str) -> int:
+    """The write_run rule: the TREC run of every query of the collection from its top-k file."""
+    topk = load_topk(topk_path)
     all_query_ids, _ = load_embeddings(queries_path)
-    lines = write_run(out_path, merged.query_ids, merged.doc_ids, merged.scores, tag, all_query_ids.tolist())
-    log.info("wrote %d lines for %d queries from %d shards", lines, len(all_query_ids), len(topk_paths))
+    lines = write_run(out_path, topk.query_ids, topk.doc_ids, topk.scores, tag, all_query_ids.tolist())
+    log.info("wrote %d lines for %d queries", lines, len(all_query_ids))
     return lines
