@@ -181,7 +181,6 @@ wildcard_constraints:
     model="|".join(map(re.escape, config["models"])),
     system="zeroshot/[^/]+|trained/.+",
     source="|".join(map(re.escape, TRIPLE_SETS)),
-    scatteritem=r"\d+-of-\d+",
 
 
 scattergather:
@@ -262,19 +261,21 @@ def same_weights_reference(wildcards):
     if model not in config["zeroshot"]:
         return {}
     system = f"zeroshot/{model}"
-    if "scatteritem" in wildcards.keys():
-        reference = f"results/embeddings/{system}/corpus/{wildcards.corpus}/docs-{wildcards.scatteritem}.npz"
+    if "corpus" in wildcards.keys():
+        reference = corpus_shard_files(system, wildcards.corpus)
     else:
-        reference = f"results/embeddings/{system}/{wildcards.data}/queries.npz"
+        reference = [f"results/embeddings/{system}/{wildcards.data}/queries.npz"]
     return {"reference_model": f"results/models/{model}", "reference": reference}
+
+
+def corpus_shard_files(system, corpus):
+    """The encoded document shards of ``corpus`` under ``system``, in shard order."""
+    return gather.shard(f"results/embeddings/{system}/corpus/{corpus}/docs-{{scatteritem}}.npz")
 
 
 def corpus_shards(wildcards):
     """The encoded document shards that a collection's search reads, one after the other."""
-    corpus = CORPUS_OF[wildcards.collection]
-    return gather.shard(
-        f"results/embeddings/{wildcards.system}/corpus/{corpus}/docs-{{scatteritem}}.npz"
-    )
+    return corpus_shard_files(wildcards.system, CORPUS_OF[wildcards.collection])
 
 
 def run_tag(wildcards):
@@ -441,9 +442,7 @@ def zeroshot_embeddings_of_training_data(wildcards):
     corpus = CORPUS_OF[TRAIN_COLLECTION]
     return {
         "queries": f"results/embeddings/{system}/{TRAIN_COLLECTION}/queries.npz",
-        "docs": gather.shard(
-            f"results/embeddings/{system}/corpus/{corpus}/docs-{{scatteritem}}.npz"
-        ),
+        "docs": corpus_shard_files(system, corpus),
     }
 
 

@@ -5,11 +5,16 @@ rule encode_docs:
         model=system_model_dir,
         manifest=lambda wc: f"results/data/{CORPUS_SOURCE[wc.corpus]}/manifest.json",
     output:
-        intermediate("results/embeddings/{system}/corpus/{corpus}/docs-{scatteritem}.npz"),
+        [
+            intermediate(path)
+            for path in scatter.shard(
+                "results/embeddings/{{system}}/corpus/{{corpus}}/docs-{scatteritem}.npz"
+            )
+        ],
     log:
-        "results/logs/encode_docs/{system}/{corpus}/{scatteritem}.log",
+        "results/logs/encode_docs/{system}/{corpus}.log",
     benchmark:
-        "results/benchmarks/encode_docs/{system}/{corpus}/{scatteritem}.tsv"
+        "results/benchmarks/encode_docs/{system}/{corpus}.tsv"
     conda:
         "../envs/torch.yaml"
     threads: JOB_THREADS

@@ -1,4 +1,5 @@
-"""The encoder (pooling, encode, save/load), model preparation (local, package, ONNX) and teacher scoring."""
+"""The encoder (pooling, encode, save/load), corpus encoding into shards, model preparation (local, package, ONNX)
+and teacher scoring."""
 
 from __future__ import annotations
 
@@ -6,15 +7,18 @@ import importlib.metadata
 import json
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
+from margin_retrieval.jobs.io import load_embeddings
 from margin_retrieval.models import packages
 from margin_retrieval.models.encoders import CONFIG_FILE, Encoder
 from margin_retrieval.models.packages import MissingPackageError
 from margin_retrieval.models.sources import onnx_to_bert, prepare_model
+from margin_retrieval.retrieval.encoding import encode_docs
 from margin_retrieval.training.teacher import score_triples
 from tests.tiny_bert import make_tiny_bert
 
@@ -285,3 +289,26 @@ def test_published_teacher_scores_are_joined_to_the_triples(tmp_path):
     path.write_text("3.5\t-1.0\tq1\tp1\tn1\nyes\t8.0\tq9\tp9\tn9\n")
     with pytest.raises(ValueError, match=r"scores\.tsv:2: expected 'score_pos score_neg qid pos_id neg_id'"):
         scores_from_file(path, [("q1", "p1", "n1")])
+
+
+class ListCorpus:
+    """The part of an ir_datasets dataset that encode_docs reads: a count and a sliceable docs_iter."""
+
+    def __init__(self, texts: list[str]):
+        self.docs = [SimpleNamespace(doc_id=f"d{i}", text=text) for i, text in enumerate(texts)]
+
+    def docs_count(self) -> int:
+        return len(self.docs)
+
+    def docs_iter(self):
+        return self.docs
+
+
+def test_encode_docs_writes_contiguous_shards_that_cover_the_corpus_in_order(encoder, tmp_path):
+    corpus = ListCorpus(TEXTS * 2)
+    outs = [tmp_path / f"docs-{i}-of-3.npz" for i in (1, 2, 3)]
+    assert encode_docs(encoder, corpus, 16, 4, "fp32", False, outs) == 12
+    shards = [load_embeddings(out) for out in outs]
+    assert [list(ids) for ids, _ in shards] == [[f"d{i}" for i in range(a, a + 4)] for a in (0, 4, 8)]
+    whole = encoder.encode(TEXTS * 2, 16, 4, "fp32")
+    np.testing.assert_allclose(np.concatenate([emb for _, emb in shards]), whole, atol=1e-6)

@@ -55,19 +55,21 @@ def test_models_without_safetensors_are_never_called_alike(base, tmp_path):
     assert not encodes_alike(copy, base)
 
 
-def test_reuse_copies_the_reference_encoding_only_for_alike_models(base, tmp_path):
-    reference = tmp_path / "zeroshot.npz"
-    save_embeddings(reference, np.array(["d1", "d2"]), np.eye(2, dtype=np.float32))
-    out = tmp_path / "kept.npz"
-    assert reuse_encoding(exported(base, tmp_path / "kept"), base, reference, out)
-    ids, embeddings = load_embeddings(out)
+def test_reuse_copies_the_reference_encodings_only_for_alike_models(base, tmp_path):
+    references = [tmp_path / "zeroshot-1.npz", tmp_path / "zeroshot-2.npz"]
+    save_embeddings(references[0], np.array(["d1", "d2"]), np.eye(2, dtype=np.float32))
+    save_embeddings(references[1], np.array(["d3"]), np.ones((1, 2), dtype=np.float32))
+    outs = [tmp_path / "kept-1.npz", tmp_path / "kept-2.npz"]
+    assert reuse_encoding(exported(base, tmp_path / "kept"), base, references, outs)
+    ids, embeddings = load_embeddings(outs[0])
     assert list(ids) == ["d1", "d2"] and np.array_equal(embeddings, np.eye(2))
-    assert out.stat().st_ino != reference.stat().st_ino  # its own file, with its own modification time
+    assert list(load_embeddings(outs[1])[0]) == ["d3"]
+    assert outs[0].stat().st_ino != references[0].stat().st_ino  # its own file, with its own modification time
 
     def nudge(encoder):
         with torch.no_grad():
             next(encoder.model.parameters()).view(-1)[0] += 1.0
 
     other = tmp_path / "trained.npz"
-    assert not reuse_encoding(exported(base, tmp_path / "trained", nudge), base, reference, other)
+    assert not reuse_encoding(exported(base, tmp_path / "trained", nudge), base, references[:1], [other])
     assert not other.exists()

@@ -131,7 +131,7 @@ def test_encode_job_imports_do_not_load_transformers(tiny_bert):
     code = f"""
 import sys
 from margin_retrieval.data import collections
-from margin_retrieval.retrieval.encoding import encode_docs_shard, encode_queries
+from margin_retrieval.retrieval.encoding import encode_docs, encode_queries
 from margin_retrieval.models.encoders import Encoder
 from margin_retrieval.models.device import resolve_device
 from margin_retrieval.models.precision import resolve

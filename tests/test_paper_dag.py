@@ -310,8 +310,8 @@ def cpu_profile(directory: Path) -> Path:
 
 
 def test_slurm_profile_runs_a_training_job_and_its_retrieval(paper_run, tmp_path):
-    """Last in this file: it retrains one run in place, then encodes with it and searches both shards in one job,
-    every job through sbatch and a job step (srun)."""
+    """Last in this file: it retrains one run in place, then encodes both corpus shards in one job and searches them
+    in another, every job through sbatch and a job step (srun)."""
     workdir, _, env, _ = paper_run
     run = "model~distilbert/objective~static/in_batch~false/tau~0.2/fraction~1/negatives~docpairs/batching~random/" \
           f"seed~{CONFIG['training']['seed']}/lr~{CONFIG['training']['learning_rate']:g}"
@@ -325,7 +325,7 @@ def test_slurm_profile_runs_a_training_job_and_its_retrieval(paper_run, tmp_path
     calls = (tmp_path / "calls.txt").read_text().splitlines()
     submitted = [call for call in calls if call.startswith("sbatch ")]
     rules = sorted(re.search(r"--comment rule_(\w+?)_wildcards", call)[1] for call in submitted)
-    assert rules == ["encode_docs", "encode_docs", "encode_queries", "search", "train"]  # two shards, one search
+    assert rules == ["encode_docs", "encode_queries", "search", "train"]  # one job each for both shards
     assert sum(call.startswith("srun ") for call in calls) == len(submitted)  # each job ran as a job step
     states = dict(line.split("|")[:2] for line in (tmp_path / "jobs.txt").read_text().splitlines())  # the last one
     assert len(states) == len(submitted) and set(states.values()) == {"COMPLETED"}

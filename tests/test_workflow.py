@@ -170,11 +170,13 @@ def test_a_run_that_kept_its_untrained_model_shares_the_zero_shot_encoding(smoke
               if "unchanged: its embeddings are" in path.read_text()]
     assert copied  # the tiny grid has such a run; without one this test would check nothing
     for log in copied:
-        shard = log.relative_to(root / "results/logs/encode_docs").with_suffix("")
-        system, corpus, part = shard.parent.parent, shard.parent.name, shard.name
-        own = np.load(root / "results/embeddings" / system / "corpus" / corpus / f"docs-{part}.npz")
-        base = np.load(root / "results/embeddings/zeroshot/tiny/corpus" / corpus / f"docs-{part}.npz")
-        assert (own["ids"] == base["ids"]).all() and (own["embeddings"] == base["embeddings"]).all()
+        job = log.relative_to(root / "results/logs/encode_docs").with_suffix("")
+        system, corpus = job.parent, job.name
+        shards = sorted((root / "results/embeddings" / system / "corpus" / corpus).glob("docs-*.npz"))
+        assert [path.name for path in shards] == ["docs-1-of-2.npz", "docs-2-of-2.npz"]
+        for path in shards:
+            own, base = np.load(path), np.load(root / "results/embeddings/zeroshot/tiny/corpus" / corpus / path.name)
+            assert (own["ids"] == base["ids"]).all() and (own["embeddings"] == base["embeddings"]).all()
 
 
 def test_student_negatives_have_their_own_triples_and_run(smoke_run):
