@@ -1,5 +1,6 @@
 import os
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import ir_datasets
@@ -35,7 +36,9 @@ STUDENTS = (
     [config["student"]] if isinstance(config["student"], str) else config["student"]
 )
 # The grid, parsed once: RUNS maps each run's name (its Paramspace pattern) to its typed columns.
-GRID = expand_experiments(config["experiments"], STUDENTS, GRID_DEFAULTS)
+GRID = expand_experiments(
+    config["experiments"], STUDENTS, GRID_DEFAULTS, config["group_training"]
+)
 RUNS = GRID.runs
 TRAIN_SPACE = Paramspace(GRID.table.drop(columns="group"), param_sep="~")
 MARGIN_MSE_RUNS = [run for run in RUNS.values() if run.objective == Objective.MARGIN_MSE]
@@ -359,9 +362,14 @@ def run_triples(wildcards):
     return f"results/train_data/{source}/triples.tsv"
 
 
+def run_training(run):
+    """The ``training`` section as one run of the grid trains under it: with its groups' ``group_training``."""
+    return replace(SETTINGS.training, **GRID.training[run.name])
+
+
 def train_config_of(run):
     """The training settings of one run of the grid."""
-    return TrainConfig.from_config(SETTINGS.training, run.description())
+    return TrainConfig.from_config(run_training(run), run.description())
 
 
 def untrained_validation_input(wildcards):

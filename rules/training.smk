@@ -107,7 +107,7 @@ rule train:
         gpu=0,
     params:
         run=lambda wc: run_of(wc).description(),
-        training=SETTINGS.training,
+        training=lambda wc: run_training(run_of(wc)),
         work_dir=lambda wc, output: str(Path(output.log).parent / "checkpoint"),
         spec=DATA_SPECS[TRAIN_COLLECTION],
         name=TRAIN_COLLECTION,

@@ -168,9 +168,9 @@ def test_paper_config_dry_run_job_counts(tmp_path):
     for rule, expected in expected_jobs(config).items():
         assert counts.get(rule, 0) == expected, f"{rule}: {counts.get(rule)} jobs, expected {expected}"
     # Hand-computed, so that a silent change of the grid shows: exp1 10 tau x 2 in-batch x 3 models = 60,
-    # exp2 2 x 3 = 6, exp3 3, exp4 adds Margin-MSE x 3, data efficiency adds 3 x 3 fractions below 1.
-    assert counts["train"] == 81
-    assert counts["encode_docs"] == 81  # one shared MS MARCO corpus, one job for all its shards
+    # exp2 2 x 3 = 6, exp3 3 (the sweeps, at their own lr), exp4 6 x 3 = 18, data efficiency 3 x 3 fractions below 1.
+    assert counts["train"] == 96
+    assert counts["encode_docs"] == 96  # one shared MS MARCO corpus, one job for all its shards
     assert counts["download"] == 5  # train, validation, 3 collections: the SciFact default was replaced, not merged
 
 

@@ -8,7 +8,7 @@ import pytest
 import yaml
 from snakemake.utils import Paramspace
 
-from margin_retrieval.workflow.config import Batching, InBatch, Negatives, Objective, Settings
+from margin_retrieval.workflow.config import Batching, Export, InBatch, Negatives, Objective, Settings
 from margin_retrieval.jobs.errors import ConfigError
 from margin_retrieval.workflow.experiments import GridDefaults, expand_experiments, fraction_size, run_description
 from tests.configs import validated
@@ -202,3 +202,30 @@ def test_lr_is_a_column_defaulting_to_the_objectives_learning_rate():
         "lr"] == 2e-4
     with pytest.raises(ValueError, match=r"experiments\.g\[0\]: lr must be a positive number"):
         expand_experiments({"g": [{"objective": "adaptive", "lr": 0}]}, ["m"], defaults)
+
+
+def test_group_training_applies_to_the_runs_its_groups_name():
+    grid = expand_experiments({"sweep": [{"objective": "static", "tau": [0.1, 0.2], "lr": 1e-5}],
+                               "final": [{"objective": "static", "tau": 0.2}]}, ["m"], DEFAULTS,
+                              {"sweep": {"early_stopping": False, "validate_every": 100, "export": "last"}})
+    sweep = {name: settings for name, settings in grid.training.items() if name.endswith("lr~1e-05")}
+    assert len(sweep) == 2
+    assert all(settings == {"early_stopping": False, "validate_every": 100, "export": Export.LAST}
+               for settings in sweep.values())
+    assert [settings for name, settings in grid.training.items() if name not in sweep] == [{}]
+
+
+def test_two_groups_that_set_one_run_differently_are_an_error():
+    with pytest.raises(ConfigError, match=r"named by groups a and b, which set early_stopping to False and True"):
+        expand_experiments({"a": [{"objective": "adaptive"}], "b": [{"objective": "adaptive"}]}, ["m"], DEFAULTS,
+                           {"a": {"early_stopping": False}, "b": {"early_stopping": True}})
+    alike = expand_experiments({"a": [{"objective": "adaptive"}], "b": [{"objective": "adaptive"}]}, ["m"], DEFAULTS,
+                               {"a": {"patience": 3}, "b": {"patience": 3}})
+    assert list(alike.training.values()) == [{"patience": 3}]
+
+
+def test_group_training_names_existing_groups_and_stopping_keys_only():
+    with pytest.raises(ConfigError, match=r"group_training: \['typo'\] name no experiment group"):
+        expand_experiments({"a": [{"objective": "adaptive"}]}, ["m"], DEFAULTS, {"typo": {"patience": 3}})
+    with pytest.raises(ConfigError, match=r"group_training\.a: \['max_steps'\] cannot differ by group"):
+        expand_experiments({"a": [{"objective": "adaptive"}]}, ["m"], DEFAULTS, {"a": {"max_steps": 3}})

@@ -172,6 +172,15 @@ def test_validation_reranks_the_trec_dl_2019_top_1000_during_training(paper_run)
         assert events[-1]["event"] == "end"
 
 
+def test_sweep_groups_train_without_early_stopping_and_final_runs_with_it(paper_run):
+    """group_training: the sweeps (exp1-exp3) never stop early; exp4 does; every run exports its last model."""
+    workdir, _, _, _ = paper_run
+    for objective, early_stopping in (("static", False), ("adaptive", False), ("distributed", False),
+                                      ("margin_mse", True)):
+        card = next((workdir / "results/train").glob(f"*/objective~{objective}/**/model/README.md")).read_text()
+        assert f"early_stopping {early_stopping}," in card and "export last" in card, objective
+
+
 def test_margin_mse_reads_the_published_teacher_scores(paper_run):
     workdir, _, _, _ = paper_run
     published = {}

@@ -124,7 +124,8 @@ def trained_card(*, run: dict, base_name: str, base_source: str, pooling: str, s
     settings = {key: training.get(key) for key in ("batch_size", "learning_rate", "weight_decay", "lr_gamma",
                                                     "warmup_steps", "max_epochs", "max_steps", "max_query_length",
                                                     "max_doc_length", "error", "mask_batch_positives", "precision",
-                                                    "dropout_masks", "validate_every", "patience")}
+                                                    "dropout_masks", "validate_every", "patience", "early_stopping",
+                                                    "export")}
     lines = [
         f"# {run['objective']} bi-encoder ({base_name}, {run['fraction']:.0%} of the training queries)", "",
         "Trained by the workflow reproducing *Learning Effective Representations for Retrieval Using "

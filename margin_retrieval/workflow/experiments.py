@@ -4,7 +4,9 @@ A group is a list of grids; a grid maps a column to a value or a list of values,
 Rows repeated across groups (the full-data adaptive run belongs to several) become one training job.
 A column a grid leaves out takes its default from :class:`GridDefaults` (for ``seed``, ``negatives``, ``batching``
 and ``lr``: the config's ``training.seed``, ``train_data.negatives.source``, ``training.batching`` and the
-objective's ``training.learning_rates`` entry, else ``training.learning_rate``).
+objective's ``training.learning_rates`` entry, else ``training.learning_rate``). A group may also train its runs under
+its own stopping and export settings (``group_training``), which are not columns: a run is one name, so two groups
+that name it must agree on them.
 """
 
 from __future__ import annotations
@@ -17,12 +19,16 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from margin_retrieval.workflow.config import Batching, FirstStage, InBatch, Negatives, Objective, Settings
+from margin_retrieval.workflow.config import Batching, Export, FirstStage, InBatch, Negatives, Objective, Settings
 from margin_retrieval.jobs.errors import ConfigError
 
 # The order of the run name's segments. New columns go last, so that the names of archived runs, which lack them,
 # stay prefixes of the new names (``run_description`` fills the missing columns from the defaults).
 COLUMNS = ("model", "objective", "in_batch", "tau", "fraction", "negatives", "batching", "seed", "lr")
+# The training keys a group may set for its runs (``group_training``): how a run validates, stops and which model it
+# exports. Not the budget (``max_steps``, ``max_epochs``), which the data-efficiency figure states for the whole grid.
+GROUP_TRAINING_KEYS = ("early_stopping", "validate_every", "patience", "patience_steps", "min_steps", "min_delta",
+                       "export")
 
 
 @dataclass(frozen=True)
@@ -61,10 +67,12 @@ class Run:
 @dataclass(frozen=True)
 class Grid:
     """The expanded experiment groups: ``table`` (one row per distinct run, its name's strings and the groups that
-    name it, for Snakemake's Paramspace) and ``runs`` (the same runs, typed, keyed by name), parsed once."""
+    name it, for Snakemake's Paramspace), ``runs`` (the same runs, typed, keyed by name) and ``training`` (per run
+    name, the training settings its groups set, ``group_training``; empty for most), parsed once."""
 
     table: pd.DataFrame
     runs: dict[str, Run]
+    training: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -205,18 +213,52 @@ def _grid_runs(group: str, index: int, grid: dict, students: list[str], defaults
     return runs
 
 
-def expand_experiments(experiments: dict, students: list[str], defaults: GridDefaults) -> Grid:
+def _group_training(group_training: Mapping[str, Mapping[str, Any]], groups: set[str]) -> dict[str, dict[str, Any]]:
+    """``group_training`` checked against the groups, ``export`` as its enum (the schema checked the other types)."""
+    unknown = sorted(set(group_training) - groups)
+    if unknown:
+        raise ConfigError(f"config group_training: {unknown} name no experiment group; groups: {sorted(groups)}")
+    parsed = {}
+    for group, settings in group_training.items():
+        keys = sorted(set(settings) - set(GROUP_TRAINING_KEYS))
+        if keys:
+            raise ConfigError(f"config group_training.{group}: {keys} cannot differ by group; allowed: "
+                              f"{list(GROUP_TRAINING_KEYS)}")
+        parsed[group] = {key: Export(value) if key == "export" else value for key, value in settings.items()}
+    return parsed
+
+
+def _run_training(named: list[tuple[Run, str]], group_training: dict[str, dict[str, Any]]) -> dict[str, dict]:
+    """Per run name, the settings of the groups that name it; two groups that set one key differently are an error."""
+    training: dict[str, dict[str, Any]] = {}
+    source: dict[tuple[str, str], str] = {}
+    for run, group in named:
+        settings = training.setdefault(run.name, {})
+        for key, value in group_training.get(group, {}).items():
+            if key in settings and settings[key] != value:
+                raise ConfigError(f"config group_training: run {run.name} is named by groups {source[run.name, key]} "
+                                  f"and {group}, which set {key} to {settings[key]!r} and {value!r}; give the "
+                                  "groups' runs different columns (e.g. lr) or the same settings")
+            settings[key] = value
+            source.setdefault((run.name, key), group)
+    return training
+
+
+def expand_experiments(experiments: dict, students: list[str], defaults: GridDefaults,
+                       group_training: Mapping[str, Mapping[str, Any]] | None = None) -> Grid:
     """One row (and one ``Run``) per distinct training run; the table's values are strings so that paths are
     stable."""
     named = [(run, group) for group, grids in experiments.items() for index, grid in enumerate(grids)
              for run in _grid_runs(group, index, grid, students, defaults)]
     if not named:
         raise ConfigError("config experiments: the configuration defines no training run")
+    training = _run_training(named, _group_training(group_training or {}, set(experiments)))
     table = pd.DataFrame([{**run.columns(), "group": group} for run, group in named], columns=[*COLUMNS, "group"])
     groups = table.groupby(list(COLUMNS), sort=False)["group"].agg(lambda g: ",".join(dict.fromkeys(g)))
     table = groups.reset_index().sort_values(list(COLUMNS), kind="stable").reset_index(drop=True)
     runs = {run.name: run for run, _ in named}
-    return Grid(table, {name: runs[name] for name in map(run_name, table.to_dict("records"))})
+    names = list(map(run_name, table.to_dict("records")))
+    return Grid(table, {name: runs[name] for name in names}, {name: training[name] for name in names})
 
 
 def run_name(columns: Mapping[str, str]) -> str:
