@@ -71,6 +71,16 @@ if VALIDATION_COLLECTION in DATA_SPECS:
 SHARDS = config["retrieval"]["shards"]
 
 
+def query_length(data):
+    """Tokens a query of ``data`` is encoded with: a test collection's at retrieval.max_query_length (the original
+    evaluation encodes at up to 200 tokens, beyond its training length), every other (training queries ranked for
+    negatives) at the training length."""
+    retrieval_length = config["retrieval"]["max_query_length"]
+    if data in config["collections"] and retrieval_length is not None:
+        return retrieval_length
+    return config["training"]["max_query_length"]
+
+
 def intermediate(path):
     """An output that only later jobs of the DAG read: temp() unless retrieval.keep_intermediate."""
     return path if config["retrieval"]["keep_intermediate"] else temp(path)

@@ -52,7 +52,7 @@ rule encode_queries:
     params:
         spec=lambda wc: DATA_SPECS[wc.data],
         name=lambda wc: wc.data,
-        max_length=config["training"]["max_query_length"],
+        max_length=lambda wc: query_length(wc.data),
         batch_size=config["retrieval"]["batch_size"],
         precision=config["training"]["precision"],
         fp16=False,

@@ -12,7 +12,7 @@ import torch
 
 from margin_retrieval.jobs.io import save_embeddings, write_tsv
 from margin_retrieval.training.batching import (
-    ClusteredBatches, RandomBatches, batch_plan, clustered_epoch, epoch_seed,
+    ClusteredBatches, RandomBatches, batch_plan, clustered_epoch, epoch_seed, total_steps,
 )
 from margin_retrieval.training.clustering import (cluster_examples, cluster_statistics, example_embeddings,
                                                   lookup_embeddings, n_clusters_for)
@@ -153,6 +153,18 @@ def test_random_batches_draw_one_permutation_per_epoch_and_keep_it_as_int32(monk
         plan(step)
     assert calls == [40, 40, 40]  # not one permutation of all triples per step
     assert plan._plan.dtype == np.int32
+
+
+def test_a_step_budget_gives_an_eighth_of_the_data_as_many_updates_as_all_of_it():
+    """Data efficiency at equal updates: with max_steps the cap counts steps, so a small fraction trains more epochs
+    over its triples (each epoch a permutation of all of them), where an epochs cap gives it fewer steps."""
+    equal_updates = config(batch_size=4, max_epochs=100, max_steps=40)
+    assert total_steps(160, equal_updates) == total_steps(20, equal_updates) == 40
+    plan = batch_plan(20, equal_updates)
+    for epoch in range(8):  # 40 steps of 5 batches per epoch
+        assert sorted(sum((plan(step) for step in range(5 * epoch, 5 * epoch + 5)), [])) == list(range(20))
+    equal_epochs = config(batch_size=4, max_epochs=1, max_steps=None)
+    assert (total_steps(160, equal_epochs), total_steps(20, equal_epochs)) == (40, 5)
 
 
 def test_clustered_batching_needs_a_cluster_per_triple():

@@ -170,12 +170,19 @@ def test_input_lengths_beyond_a_models_positions_stop(tmp_path):
         '{"model_type": "roberta", "max_position_embeddings": 514, "pad_token_id": 1}')
     models = {name: {"source": str(tmp_path / name)} for name in ("bert", "roberta")}
     models["hub"] = {"source": "bert-base-uncased"}  # not downloaded by the check: skipped
-    checks.check_input_lengths({"max_query_length": 32, "max_doc_length": 512}, models, list(models))
+
+    def lengths(query=32, doc=128, retrieval_query=None):
+        return {"training": {"max_query_length": query, "max_doc_length": doc}, "models": models,
+                "retrieval": {"max_query_length": retrieval_query}}
+
+    checks.check_input_lengths(lengths(doc=512, retrieval_query=512), list(models))
     with pytest.raises(ConfigError, match=r"^config training\.max_doc_length: 1024 is more than model 'bert' takes "
                                           r"\(512 positions, .*bert\); use at most 512$"):
-        checks.check_input_lengths({"max_query_length": 32, "max_doc_length": 1024}, models, ["bert", "hub"])
+        checks.check_input_lengths(lengths(doc=1024), ["bert", "hub"])
     with pytest.raises(ConfigError, match=r"training\.max_query_length: 513 .* 'roberta' .*\(512 positions"):
-        checks.check_input_lengths({"max_query_length": 513, "max_doc_length": 128}, models, ["roberta"])
+        checks.check_input_lengths(lengths(query=513), ["roberta"])
+    with pytest.raises(ConfigError, match=r"retrieval\.max_query_length: 600 .* 'bert' .*\(512 positions"):
+        checks.check_input_lengths(lengths(retrieval_query=600), ["bert"])
 
 
 def test_position_limits_of_package_and_onnx_sources():

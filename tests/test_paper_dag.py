@@ -181,6 +181,16 @@ def test_sweep_groups_train_without_early_stopping_and_final_runs_with_it(paper_
         assert f"early_stopping {early_stopping}," in card and "export last" in card, objective
 
 
+def test_test_queries_are_encoded_at_200_tokens_and_training_queries_at_20(paper_run):
+    workdir, _, _, _ = paper_run
+    logs = list((workdir / "results/logs/encode_queries").rglob("*.log"))
+    assert {log.stem for log in logs} == set(CONFIG["collections"])
+    for log in logs:
+        assert re.search(r"\d+ queries encoded at up to 200 tokens", log.read_text()), log
+    for card in (workdir / "results/train").rglob("model/README.md"):
+        assert "max_query_length 20," in card.read_text(), card
+
+
 def test_margin_mse_reads_the_published_teacher_scores(paper_run):
     workdir, _, _, _ = paper_run
     published = {}

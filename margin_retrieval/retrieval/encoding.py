@@ -51,6 +51,7 @@ def encode_queries(encoder: Encoder, dataset, max_length: int, batch_size: int, 
     embeddings = encoder.encode([queries[q] for q in ids], max_length, batch_size, precision,
                                 progress="encode_queries")
     save_embeddings(out, np.asarray(ids), embeddings)
+    log.info("%d queries encoded at up to %d tokens", len(ids), max_length)
     return len(ids)
 
 

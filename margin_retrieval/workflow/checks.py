@@ -137,7 +137,7 @@ def check_values(config: Mapping, reference_candidates: Iterable[str], used_mode
             model_source_kind(config["models"][model]["source"])
         except (FileNotFoundError, ValueError) as error:
             raise ConfigError(f"config models.{model}.source: {error}") from None
-    check_input_lengths(config["training"], config["models"], used_models)
+    check_input_lengths(config, used_models)
 
 
 def relevance_map(mapping: Mapping | None, key: str) -> dict[int, int] | None:
@@ -256,14 +256,19 @@ def published_query_count(dataset_id: str) -> int | None:
     return dataset.queries_count() if dataset.has_queries() else None
 
 
-def check_input_lengths(training: Mapping, models: Mapping, used_models: Iterable[str]) -> None:
+def check_input_lengths(config: Mapping, used_models: Iterable[str]) -> None:
     """``training.max_query_length`` and ``max_doc_length``, which training, teacher scoring and encoding truncate to,
-    fit the position embeddings of every model the DAG prepares: a longer input fails inside a job, and only once a
-    text that long comes along. A model whose limit is unknown before it is prepared (a hub id is not downloaded
-    here, a package may be installed only in the jobs' environment) is not checked."""
+    and ``retrieval.max_query_length``, fit the position embeddings of every model the DAG prepares: a longer input
+    fails inside a job, and only once a text that long comes along. A model whose limit is unknown before it is
+    prepared (a hub id is not downloaded here, a package may be installed only in the jobs' environment) is not
+    checked."""
+    lengths = {f"training.{key}": config["training"][key] for key in ("max_query_length", "max_doc_length")}
+    if config["retrieval"]["max_query_length"] is not None:
+        lengths["retrieval.max_query_length"] = config["retrieval"]["max_query_length"]
+    models = config["models"]
     for model in sorted(used_models):
         limit = position_limit(models[model]["source"])
-        for key in ("max_query_length", "max_doc_length"):
-            if limit is not None and training[key] > limit:
-                raise ConfigError(f"config training.{key}: {training[key]} is more than model {model!r} takes "
+        for key, length in lengths.items():
+            if limit is not None and length > limit:
+                raise ConfigError(f"config {key}: {length} is more than model {model!r} takes "
                                   f"({limit} positions, {models[model]['source']}); use at most {limit}")
