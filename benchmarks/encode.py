@@ -8,6 +8,10 @@ sentence-transformers' ONNX backend does not install beside this project's pins 
 under it, ONNX Runtime, is measured directly in fp32 on the same model: exported with ``torch.onnx``, mean pooling
 inside the graph, BERT operators fused by ``onnxruntime.transformers.optimizer`` (what the backend's O2 level does).
 
+``--compile`` also races our encoder under ``torch.compile`` (inductor, dynamic shapes, frozen weights: what inductor
+offers a CPU for fusing the elementwise work around the matrix products), fp32, with the time its first call spends
+compiling, to read whether the compile pays back within one corpus encoding.
+
 Beside each rate: the share of the machine's matrix-multiply rate it reaches, the work being the FLOPs torch's counter
 finds in our encoding at that batch size (the same nominal work for every contestant) and the rate that of the
 model's own linear maps on one batch of 64 passages (``common.matrix_products``), timed interleaved with them.
@@ -18,6 +22,7 @@ model's own linear maps on one batch of 64 passages (``common.matrix_products``)
 from __future__ import annotations
 
 import tempfile
+import time
 
 import numpy as np
 import torch
@@ -59,6 +64,20 @@ def onnx_runtime(encoder, directory, threads: int):
     return lambda batch: session.run(None, {n: batch[n].numpy() for n in names})[0]
 
 
+def compiled_encoder(model):
+    """Our encoder with its model under ``torch.compile``: inductor, shapes dynamic (batches differ in length),
+    weights frozen into the graph (inference only), so that inductor may pack them and fuse the elementwise work
+    around the matrix products."""
+    import torch._inductor.config
+
+    from margin_retrieval.models.encoders import Encoder
+
+    torch._inductor.config.freezing = True
+    encoder = Encoder.load(model)
+    encoder.model = torch.compile(encoder.model, dynamic=True)
+    return encoder
+
+
 def encode_onnx_runtime(run, encoder, texts: list[str], max_length: int, batch_size: int) -> np.ndarray:
     """Batches as ``Encoder.encode`` makes them (longest first), normalised rows in the order of ``texts``."""
     from margin_retrieval.models.encoders import longest_first
@@ -77,6 +96,8 @@ def main() -> None:
     parser = arguments(__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, default=512, help="passages encoded per rep (a seeded sample)")
     parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--compile", action="store_true",
+                        help="also race our encoder under torch.compile (inductor, frozen weights), fp32")
     parser.add_argument("--profile", action="store_true",
                         help="also print where ours and ST's fp32 encoding at batch 64 spend their CPU time")
     args = parser.parse_args()
@@ -116,6 +137,17 @@ def main() -> None:
             outputs["ort", b] = encode_onnx_runtime(ort_run, ours, texts, args.max_length, b)
 
         contestants["ort", batch] = run_ort
+    first_compiled_call = None
+    if args.compile:
+        compiled = compiled_encoder(model)
+        start = time.perf_counter()
+        compiled.encode(texts, args.max_length, 64, "fp32")  # compiles once: its shapes are dynamic
+        first_compiled_call = time.perf_counter() - start
+        for batch in BATCH_SIZES:
+            def run_compiled(b=batch):
+                outputs["compiled", b] = compiled.encode(texts, args.max_length, b, "fp32")
+
+            contestants["compiled", batch] = run_compiled
     matrix_flops, encode_flops = {}, {}
     for precision in precisions():
         contestants["matrix products", precision], matrix_flops[precision] = matrix_products(
@@ -154,6 +186,22 @@ def main() -> None:
                          ours_rate / ort_rate, f"{1 - cosine.min():.1e}"])
     report.table(["batch", "ours fp32 passages/s", "ONNX Runtime fp32 (fused) passages/s", "ORT share of matrix rate",
                   "ratio ours / ORT", "max 1 - cos(ours, ORT)"], ort_rows)
+    if args.compile:
+        compile_time = first_compiled_call - seconds["compiled", 64]  # the first call's time beyond a warm call's
+        compiled_rows = []
+        for batch in BATCH_SIZES:
+            eager_seconds, compiled_seconds = seconds["ours", "fp32", batch], seconds["compiled", batch]
+            cosine = np.sum(outputs["ours", "fp32", batch] * outputs["compiled", batch], axis=1)
+            saved_per_passage = (eager_seconds - compiled_seconds) / args.docs
+            payback = f"{compile_time / saved_per_passage:,.0f}" if saved_per_passage > 0 else "never"
+            compiled_rows.append([batch, args.docs / eager_seconds, args.docs / compiled_seconds,
+                                  share("fp32", batch, compiled_seconds), eager_seconds / compiled_seconds, payback,
+                                  f"{1 - cosine.min():.1e}"])
+        report.add(f"torch.compile: the first call spent {compile_time:.1f} s compiling (beyond a warm call at "
+                   "batch 64); a SciFact corpus encoding is 5,183 passages")
+        report.table(["batch", "ours fp32 passages/s", "ours compiled passages/s", "compiled share of matrix rate",
+                      "compiled / eager", "passages to pay back the compile", "max 1 - cos(compiled, eager)"],
+                     compiled_rows)
     if args.profile:
         for name, run in (("ours", lambda: ours.encode(texts, args.max_length, 64, "fp32")),
                           ("ST encode", lambda: theirs["fp32"].encode(texts, batch_size=64))):

@@ -11,6 +11,10 @@ counter finds in one of ours (three forwards, their backward), the same nominal 
 the same model on the same shapes); the rate is that of the model's own linear maps on one batch of passages
 (``common.matrix_products``), timed interleaved with the contestants.
 
+``--compile`` adds ours with the student under ``torch.compile`` (inductor, dynamic shapes: what inductor offers a CPU
+for fusing the elementwise work around the matrix products, forward and backward), fp32, and reports the time its
+first step spent compiling.
+
     python benchmarks/train_step.py --out benchmarks/results/train_step.txt
 """
 
@@ -29,8 +33,10 @@ from common import (Report, arguments, flops_of, interleaved, matrix_products, p
 BATCH, QUERY_LENGTH, DOC_LENGTH = 32, 32, 128
 
 
-def ours_block(model: Path, data, precision: str, steps: int, work: Path, dropout_masks: str = "fast"):
-    """Our Trainer's step, the loop of ``Trainer.fit`` without its validations and checkpoints."""
+def ours_block(model: Path, data, precision: str, steps: int, work: Path, dropout_masks: str = "fast",
+               compiled: bool = False):
+    """Our Trainer's step, the loop of ``Trainer.fit`` without its validations and checkpoints; ``compiled``: the
+    student under ``torch.compile``, its first (compiling) step taken here and its time kept as ``block.compile_s``."""
     from margin_retrieval.training.trainer import Trainer
 
     config = train_config(objective="margin_mse", precision=precision, batch_size=BATCH, max_query_length=QUERY_LENGTH,
@@ -38,6 +44,12 @@ def ours_block(model: Path, data, precision: str, steps: int, work: Path, dropou
     trainer = Trainer(model, data, config, work / f"ours-{precision}-{dropout_masks}")
     trainer._resume()  # creates the work directory, as fit() does
     trainer._clock_start = time.perf_counter()
+    compile_s = None
+    if compiled:
+        trainer.encoder.model = torch.compile(trainer.encoder.model, dynamic=True)
+        start = time.perf_counter()
+        trainer._train_step()
+        compile_s = time.perf_counter() - start
 
     def block() -> float:
         times = []
@@ -47,6 +59,7 @@ def ours_block(model: Path, data, precision: str, steps: int, work: Path, dropou
             times.append(time.perf_counter() - start)
         return statistics.median(times[1:])
 
+    block.compile_s = compile_s
     return block
 
 
@@ -140,6 +153,7 @@ def main() -> None:
     parser.add_argument("--triples", type=int, default=640)
     parser.add_argument("--losses", nargs="+", default=["MarginMSE", "MNRL"], choices=["MarginMSE", "MNRL"],
                         help="sentence-transformers losses to race")
+    parser.add_argument("--compile", action="store_true", help="also race ours under torch.compile (fp32)")
     parser.add_argument("--profile", action="store_true", help="also print where our step's CPU time goes")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -155,6 +169,9 @@ def main() -> None:
             # What the fast dropout masks (the default) are worth: ours with torch's dropout, as the peers draw it.
             contestants["ours, torch dropout masks", precision] = ours_block(model, data, precision, args.steps,
                                                                            Path(work), dropout_masks="torch")
+            if args.compile and precision == "fp32":
+                contestants["ours, torch.compile", precision] = ours_block(model, data, precision, args.steps,
+                                                                          Path(work), compiled=True)
             contestants["plain loop", precision] = plain_block(model, data, precision, args.steps)
             for loss_name in args.losses:
                 contestants[f"ST trainer {loss_name}", precision] = st_block(model, data, precision, args.steps,
@@ -179,6 +196,11 @@ def main() -> None:
                 rows.append([precision, name, rate, ours_rate / rate, achieved / 1e9, f"{achieved / matrix_rate:.0%}"])
     report.table(["precision", "contestant", "triples/s", "ours / contestant", "GFLOP/s", "share of matrix rate"],
                  rows)
+    if args.compile:
+        compiled_step = seconds["ours, torch.compile", "fp32"]
+        first_step = contestants["ours, torch.compile", "fp32"].compile_s
+        report.add(f"torch.compile: its first step took {first_step:.1f} s, {first_step - compiled_step:.1f} s more "
+                   "than a compiled step")
     if args.profile:
         with tempfile.TemporaryDirectory() as work:
             for precision in precisions():
