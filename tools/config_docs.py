@@ -50,7 +50,7 @@ files in this folder:
   data, 25% data, clustered batches).
 - `config/scifact_headline.yaml`: the complete grid's headline systems with 3 seeds (21 runs), read from
   `archive/scifact_full/`.
-- `config/scifact_protocol.yaml`: the protocol grid (24 runs): every objective at four learning rates with early
+- `config/scifact_protocol.yaml`: the protocol grid (30 runs): every objective at five learning rates with early
   stopping off, validated on 300 held-out queries; its logs choose each objective's learning rate and, replayed, the
   stopping rule (`tools/stopping_rules.py`) of the re-run grid.
 
