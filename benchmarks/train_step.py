@@ -41,7 +41,7 @@ def ours_block(model: Path, data, precision: str, steps: int, work: Path, dropou
 
     config = train_config(objective="margin_mse", precision=precision, batch_size=BATCH, max_query_length=QUERY_LENGTH,
                          max_doc_length=DOC_LENGTH, dropout_masks=dropout_masks)
-    trainer = Trainer(model, data, config, work / f"ours-{precision}-{dropout_masks}")
+    trainer = Trainer(model, data, config, work / f"ours-{precision}-{dropout_masks}{'-compiled' if compiled else ''}")
     trainer._resume()  # creates the work directory, as fit() does
     trainer._clock_start = time.perf_counter()
     compile_s = None
