@@ -35,28 +35,32 @@ teacher, sized for a 2-core CPU (the README gives its time). Snakemake loads it 
 `--configfile` *replaces* it rather than adding to it, so an overlay names both files, the default first:
 
 ```bash
-.venv/bin/snakemake --cores all --configfile config.yaml config/scifact_full.yaml
+.venv/bin/snakemake --cores all --configfile config.yaml config/scifact_tuned.yaml
 ```
 
 Files given together are merged in order, section by section: a later file's value replaces an earlier one's key by
 key, so an overlay that defines an experiment group replaces that group and keeps the default's other groups. The
 files in this folder:
 
-- `config/scifact_full.yaml`: the complete SciFact grid (74 runs: the 10-τ static sweep with and without in-batch
-  negatives, the headline objectives with 3 seeds, four data fractions, both negative sources, both batchings),
-  trained until early stopping under a 6-epoch cap. It reads finished runs from the archive `archive/scifact_full/`
-  and trains only the others.
-- `config/scifact_core.yaml`: the core of the complete grid with one seed (the static sweep, every objective at full
-  data, 25% data, clustered batches).
-- `config/scifact_headline.yaml`: the complete grid's headline systems with 3 seeds (21 runs), read from
-  `archive/scifact_full/`.
+- `config/scifact_tuned.yaml`: the complete SciFact grid under the tuned protocol (42 runs: the headline objectives
+  with 3 seeds, a 5-τ static sweep with and without in-batch negatives, four data fractions at an equal step budget,
+  both negative sources, both batchings), each objective at its learning rate from the protocol grid, validated on
+  300 held-out queries and stopped after 54 steps without a rise. It reads finished runs from the archive
+  `archive/scifact_tuned/` and trains only the others.
 - `config/scifact_protocol.yaml`: the protocol grid (30 runs): every objective at five learning rates with early
-  stopping off, validated on 300 held-out queries; its logs choose each objective's learning rate and, replayed, the
-  stopping rule (`tools/stopping_rules.py`) of the re-run grid.
-
-Each grid draws its tables and figures into `archive/<grid>/figures/` (key `figures`), where they are committed.
+  stopping off, validated on 300 held-out queries; its logs chose each objective's learning rate and, replayed, the
+  stopping rule (`tools/stopping_rules.py`) of the tuned grid.
+- `config/scifact_full.yaml`: the complete SciFact grid under the first protocol (74 runs at one untuned learning
+  rate, 50 validation queries, patience of 2 validations), archived in `archive/scifact_full/`.
+- `config/scifact_core.yaml`: the core of the first-protocol grid with one seed (the static sweep, every objective at
+  full data, 25% data, clustered batches).
+- `config/scifact_headline.yaml`: the first-protocol grid's headline systems with 3 seeds (21 runs), read from
+  `archive/scifact_full/`.
 - `config/paper.yaml`: the paper's MS MARCO setting for a GPU cluster. It is a complete config on its own: give it
   alone, in a separate `--directory` (see `docs/cluster.md`).
+
+Each SciFact grid draws its tables and figures into `archive/<grid>/figures/` (key `figures`), where they are
+committed.
 
 Before any job starts (also under `snakemake -n`), the config is validated against `schemas/config.schema.yaml`,
 which also holds every default: an unknown key is reported with the closest valid one, a wrong value with its key.
