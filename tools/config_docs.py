@@ -45,7 +45,7 @@ files in this folder:
 - `config/scifact_tuned.yaml`: the complete SciFact grid under the tuned protocol (42 runs: the headline objectives
   with 3 seeds, a 5-τ static sweep with and without in-batch negatives, four data fractions at an equal step budget,
   both negative sources, both batchings), each objective at its learning rate from the protocol grid, validated on
-  300 held-out queries and stopped after 54 steps without a rise. It reads finished runs from the archive
+  300 held-out queries and stopped after 90 steps without a rise. It reads finished runs from the archive
   `archive/scifact_tuned/` and trains only the others.
 - `config/scifact_protocol.yaml`: the protocol grid (30 runs): every objective at five learning rates with early
   stopping off, validated on 300 held-out queries; its logs chose each objective's learning rate and, replayed, the
