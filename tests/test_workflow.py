@@ -315,14 +315,15 @@ def test_default_config_dry_runs():
     assert_one_train_job_per_run()
 
 
-@pytest.mark.parametrize("overlay", ["scifact_core.yaml", "scifact_full.yaml", "scifact_headline.yaml",
-                                     "scifact_protocol.yaml", "scifact_tuned.yaml"])
-def test_scifact_grids_dry_run_with_one_train_job_per_run(overlay):
-    assert_one_train_job_per_run(overlay)
+SCIFACT_GRIDS = ["scifact_core", "scifact_full", "scifact_headline", "scifact_protocol", "scifact_tuned"]
 
 
-@pytest.mark.parametrize("grid", ["scifact_core", "scifact_full", "scifact_headline", "scifact_protocol",
-                                  "scifact_tuned"])
+@pytest.mark.parametrize("grid", SCIFACT_GRIDS)
+def test_scifact_grids_dry_run_with_one_train_job_per_run(grid):
+    assert_one_train_job_per_run(f"{grid}.yaml")
+
+
+@pytest.mark.parametrize("grid", SCIFACT_GRIDS)
 def test_scifact_grids_write_their_figures_beside_their_archive(grid):
     """A grid's tables and figures go to ``archive/<grid>/figures/`` (its ``figures`` key), where they are committed;
     nothing of it goes to ``figures/``, which holds the default run's."""
