@@ -55,6 +55,27 @@ rule tables:
         "../workflow_scripts/tables.py"
 
 
+rule claims:
+    input:
+        results=figures_path("results.tsv"),
+        speedup=figures_path("speedup.json"),
+    output:
+        markdown=figures_path("claims.md"),
+        tsv=figures_path("claims.tsv"),
+    log:
+        "results/logs/claims.log",
+    benchmark:
+        "results/benchmarks/claims.tsv"
+    conda:
+        "../envs/analysis.yaml"
+    params:
+        analysis=config["analysis"],
+        negatives=config["train_data"]["negatives"]["source"],
+        student=STUDENTS[0],
+    script:
+        "../workflow_scripts/claims.py"
+
+
 rule training_summary:
     input:
         manifest="results/systems.json",

@@ -491,6 +491,7 @@ def figures_path(name):
 # Tables the report shows as HTML pages (it offers .md and .tsv files only as downloads): page name -> source file.
 REPORT_TABLES = {
     "main_table": figures_path("main_table.md"),
+    "claims": figures_path("claims.md"),
     "results": figures_path("results.tsv"),
     "speedup": figures_path("speedup.tsv"),
     "training_summary": figures_path("training_summary.tsv"),
@@ -498,6 +499,7 @@ REPORT_TABLES = {
 
 TABLE_TITLES = {
     "main_table": "Main results with significance and equivalence tests",
+    "claims": "The paper's claims: holds, does not hold or cannot tell, against the seed noise",
     "results": "Every evaluation result (long form)",
     "speedup": "The numbers behind the speed-up figure",
     "training_summary": "How each training run ended, with its best validation and test nDCG@10",

@@ -264,8 +264,9 @@ def test_figure_data_efficiency_without_reduced_data(tmp_path, drawn):
 
 
 def test_speedup_in_steps_triples_and_cpu_seconds(runs):
+    """At the first crossing (hold 1) of the lowest best validation value, Margin-MSE's and static τ 0.5's 0.48."""
     loaded, _ = runs
-    numbers = speedup_numbers(loaded, TEACHER_CPU)
+    numbers = speedup_numbers(loaded, TEACHER_CPU, hold=1)
     assert numbers["target"] == 0.48
     (entry,) = numbers["variants"]  # the half-data adaptive run is not a full-data run
     own = entry["to_target"]
@@ -286,6 +287,22 @@ def test_speedup_in_steps_triples_and_cpu_seconds(runs):
     # Unreachable target: no speed-up, no crash.
     never = speedup_numbers(loaded, TEACHER_CPU, target=0.9)["variants"][0]
     assert never["to_target"]["n_reached"] == 0 and never["static_sweep"]["speedup"]["steps"] is None
+
+
+def test_speedup_target_must_be_held(runs):
+    """hold 2: a run reaches the target where two validations in a row are at or above it. The level each run holds
+    for two validations: adaptive .49 (.50, .49), static τ 0.5 (the sweep's best) .47 (.48, .47), Margin-MSE .52
+    (its last validation); the target is the lowest, .47. Margin-MSE holds it from step 20 (.47, .52), adaptive
+    from 20 (.50, .49); at .48 static τ 0.5 would never count (.48 is followed by .47)."""
+    loaded, _ = runs
+    numbers = speedup_numbers(loaded, TEACHER_CPU)
+    assert (numbers["target"], numbers["hold"]) == (0.47, 2)
+    (entry,) = numbers["variants"]
+    assert entry["to_target"]["steps"]["mean"] == 20 and entry["reference"]["cost"]["steps"] == 20
+    assert entry["static_sweep"]["reached"]
+    at_48 = speedup_numbers(loaded, TEACHER_CPU, target=0.48)["variants"][0]
+    assert at_48["to_target"]["steps"]["mean"] == 20 and at_48["reference"]["cost"]["steps"] == 30
+    assert not at_48["static_sweep"]["reached"]
 
 
 def test_speedup_ignores_wall_clock(tmp_path):
@@ -329,8 +346,9 @@ def test_figure_speedup_and_outputs(tmp_path, runs, texts):
     benchmark = write_benchmark(tmp_path / "score_teacher.tsv", TEACHER_CPU)
     out = {"png": tmp_path / "s.png", "pdf": tmp_path / "s.pdf", "json": tmp_path / "s.json", "tsv": tmp_path / "s.tsv"}
     build_figure("speedup", {"manifest": str(manifest), "teacher_benchmark": [str(benchmark)]},
-                 {"analysis": {"reference_objective": "margin_mse"}}, out)
+                 {"analysis": {"reference_objective": "margin_mse", "target_hold": 1}}, out)
     assert_files(out["png"], out["pdf"])
+    # target_hold 1 reaches the reference's (Margin-MSE's) cost of the first crossing: 30 steps, not 20 (hold 2).
     assert "×3.0" in texts and "×2.8" in texts and "×1.5" in texts and "×2.6" in texts
     assert json.loads(out["json"].read_text())["teacher_cpu_seconds"] == TEACHER_CPU
     table = pd.read_csv(out["tsv"], sep="\t")
@@ -343,7 +361,7 @@ def test_speedup_without_static_or_reference(tmp_path, runs, drawn):
     loaded, _ = runs
     only_adaptive = [r for r in loaded if r["objective"] == "adaptive"]
     numbers = speedup_numbers(only_adaptive, None)
-    assert numbers["target"] == 0.50 and numbers["variants"][0]["static_sweep"] is None
+    assert numbers["target"] == 0.49 and numbers["variants"][0]["static_sweep"] is None
     speedup.draw(numbers, *written(tmp_path, "speedup"))
     assert "no static-margin sweep and no reference run to compare with" in drawn
     nothing = speedup_numbers([r for r in loaded if r["objective"] == "static"], None)

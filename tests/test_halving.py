@@ -3,7 +3,7 @@
 import pytest
 
 from margin_retrieval.analysis.numbers.halving import (
-    best_within, smoothed_crossing, successive_halving, sustained_crossing,
+    best_within, successive_halving, sustained_crossing, sustained_level,
 )
 
 CURVES = {
@@ -41,16 +41,21 @@ def test_halving_ties_go_to_the_earlier_tau_and_bad_arguments_are_refused():
     assert best_within([(10, 0.6)], 5) == float("-inf")
 
 
-def test_smoothed_crossing_waits_for_the_moving_average():
-    late = CURVES["0.5"]
-    assert smoothed_crossing(late, 0.6, window=1) == 20  # the raw first crossing
-    assert smoothed_crossing(late, 0.6, window=3) == 30  # (.52 + .65 + .70) / 3 = .623
-    assert smoothed_crossing(late, 0.9, window=3) is None
-
-
 def test_sustained_crossing_ignores_a_lucky_validation():
     spiky = [(0, 0.50), (10, 0.62), (20, 0.55), (30, 0.61), (40, 0.63)]
     assert sustained_crossing(spiky, 0.6, hold=1) == 10
     assert sustained_crossing(spiky, 0.6, hold=2) == 30
     assert sustained_crossing([(0, 0.5), (10, 0.7)], 0.6, hold=3) == 10  # the run's end: all that follow
     assert sustained_crossing(spiky, 0.7, hold=2) is None
+
+
+def test_sustained_level_is_the_highest_target_a_held_crossing_reaches():
+    spiky = [(0, 0.50), (10, 0.62), (20, 0.55), (30, 0.61), (40, 0.63), (50, 0.60)]
+    assert sustained_level(spiky, hold=1) == 0.63
+    assert sustained_level(spiky, hold=2) == 0.61  # min(.61, .63); the spikes .62 and .63 fall to .55 and .60
+    assert sustained_crossing(spiky, sustained_level(spiky, 2), hold=2) == 30
+    assert sustained_crossing(spiky, sustained_level(spiky, 2) + 1e-9, hold=2) is None
+    assert sustained_level([(0, 0.5), (10, 0.7)], hold=3) == 0.7  # the run's end: all that follow
+    assert sustained_level([], hold=2) is None
+    with pytest.raises(ValueError, match="hold must be >= 1"):
+        sustained_level(spiky, hold=0)

@@ -27,7 +27,7 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snake
 # .test/config.yaml trains every objective once (static in its original in-batch form), adaptive at two fractions.
 TRAINED = {"static/true", "adaptive/false", "distributed/false", "margin_mse/false", "infonce/false"}
 FIGURES = ("tau", "data_efficiency", "training_curves", "speedup", "targets", "per_query", "negatives", "batching")
-REPORT_TABLES = ("main_table", "results", "speedup", "training_summary")
+REPORT_TABLES = ("main_table", "claims", "results", "speedup", "training_summary")
 LONG_JOBS = ("train", "score_teacher", "encode_docs", "encode_queries")
 TEST_OUTPUTS = ("results", "figures", "resources", ".snakemake", "report.html")  # .test/.gitignore
 
@@ -73,6 +73,8 @@ def test_every_figure_table_and_the_report(smoke_run):
     markdown = (root / "figures/main_table.md").read_text()
     assert "Margin-MSE" in markdown and "TOST" in markdown
     assert (root / "figures/main_table.tex").read_text().count("\\begin{tabular}") == 2  # one per collection
+    claims = (root / "figures/claims.md").read_text()
+    assert "| matches Margin-MSE | in-domain | adaptive margin | Margin-MSE |" in claims  # .test: one seed each
     snakemake(root, config, "--report", "report.html")
     results = report_results((root / "report.html").read_text())
     expected = {f"figures/{figure}.png": "image/png" for figure in FIGURES}

@@ -125,7 +125,8 @@ def draw(numbers: Mapping, png: PathLike, pdf: PathLike) -> None:
         handle = plt.Rectangle((0, 0), 1, 1, facecolor="white", edgecolor="black", hatch="///")
         axes[1].legend([handle], ["teacher scoring of the training triples"], loc="upper left")
     target, context = numbers.get("target"), _context(numbers)
-    fig.suptitle(f"Cost to reach validation {TEST_MEASURE}" + (f" ≥ {target:.3f}" if target is not None else "")
+    held = f", held for {numbers['hold']} validations" if numbers.get("hold", 1) > 1 else ""
+    fig.suptitle(f"Cost to reach validation {TEST_MEASURE}" + (f" ≥ {target:.3f}{held}" if target is not None else "")
                  + f" (full training data{', ' + context if context else ''})\n×: cost relative to the self-distilled "
                  "run; a static sweep costs the full training of every τ\nCPU seconds = job CPU time per step × steps",
                  fontsize=9)
@@ -149,7 +150,8 @@ def build(inputs: Mapping, params: Mapping, outputs: Mapping) -> dict:
     numbers = speedup_numbers(load_runs(read_manifest(inputs["manifest"])),
                               None if benchmark is None else benchmark["cpu_seconds"],
                               target=analysis.get("target_effectiveness"),
-                              reference_objective=analysis.get("reference_objective", "margin_mse"))
+                              reference_objective=analysis.get("reference_objective", "margin_mse"),
+                              hold=analysis.get("target_hold", 2))
     draw(numbers, outputs["png"], outputs["pdf"])
     write_numbers(numbers, outputs.get("json"), outputs.get("tsv"))
     return numbers

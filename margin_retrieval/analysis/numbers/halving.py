@@ -9,8 +9,9 @@ best validation within the budget (what a search that keeps the best checkpoint 
 logged run. Each τ is charged the steps it trained: its budget at the rung that pruned it, or the end of its run if
 that came first; the survivor its whole run. The search's cost is their sum.
 
-``smoothed_crossing`` and ``sustained_crossing`` read the cost to a validation target off a noisy curve: the first
-crossing of the raw curve counts a lucky validation, and whether a seed crosses at all is then chance.
+``sustained_crossing`` reads the cost to a validation target off a noisy curve: the first crossing of the raw curve
+counts a lucky validation, and whether a seed crosses at all is then chance, so a crossing counts only where the
+curve holds the target for some validations in a row; ``sustained_level`` is the highest target a curve holds so.
 """
 
 from __future__ import annotations
@@ -64,18 +65,6 @@ def successive_halving(curves: Mapping[str, Curve], first_rung: int, eta: int = 
     return HalvingResult(kept, sum(steps.values()), {tau: steps[tau] for tau in curves}, rungs)
 
 
-def smoothed_crossing(curve: Curve, target: float, window: int = 3) -> int | None:
-    """The first step at which the mean of the last ``window`` validations (fewer at the start) reaches ``target``."""
-    if window < 1:
-        raise ValueError(f"window must be >= 1, got {window}")
-    values = [value for _, value in curve]
-    for i, (step, _) in enumerate(curve):
-        recent = values[max(0, i - window + 1) : i + 1]
-        if sum(recent) / len(recent) >= target:
-            return step
-    return None
-
-
 def sustained_crossing(curve: Curve, target: float, hold: int = 2) -> int | None:
     """The first step from which ``hold`` validations in a row (this one included) are at or above ``target``; at the
     end of a run fewer may follow, and then all that follow must be."""
@@ -86,3 +75,12 @@ def sustained_crossing(curve: Curve, target: float, hold: int = 2) -> int | None
         if all(value >= target for value in values[i : i + hold]):
             return step
     return None
+
+
+def sustained_level(curve: Curve, hold: int = 2) -> float | None:
+    """The highest target that ``sustained_crossing(curve, target, hold)`` reaches: the best minimum over ``hold``
+    validations in a row (at the end of a run, over those that follow); None for an empty curve."""
+    if hold < 1:
+        raise ValueError(f"hold must be >= 1, got {hold}")
+    values = [value for _, value in curve]
+    return max((min(values[i : i + hold]) for i in range(len(values))), default=None)

@@ -5,7 +5,8 @@ Costs are counted in training **steps** and **triples** (read from the training 
 training job's CPU time (Snakemake benchmark ``cpu_time``) divided by its steps gives a per-step cost measured once
 per run, so the cost to the target is steps x that per-step cost; wall-clock seconds, which depend on whatever
 else ran, are not used. Per self-distilled variant (its seeds averaged, with a 95% t interval): the cost to the
-target (first validation at or above it); the static sweep of the same in-batch setting (same model, negatives,
+target (the first validation from which ``hold`` validations in a row stay at or above it,
+``halving.sustained_crossing``: a single lucky validation does not count); the static sweep of the same in-batch setting (same model, negatives,
 batching and fraction, ``train_logs.full_runs``), whose cost is the **full** training of every τ tried (a sweep
 must train them all; with seeds, each τ's cost averaged over its seeds, then summed over τ); and the reference
 (Margin-MSE): its cost to the target plus, in CPU seconds, the teacher's scoring of the training triples.
@@ -18,7 +19,7 @@ from __future__ import annotations
 import math
 from typing import Mapping, Sequence
 
-from margin_retrieval.analysis.numbers.halving import successive_halving
+from margin_retrieval.analysis.numbers.halving import successive_halving, sustained_crossing, sustained_level
 from margin_retrieval.analysis.numbers.seeds import mean_ci
 from margin_retrieval.analysis.numbers.train_logs import (
     best_static, by_variant, full_runs, mean_best, total_steps,
@@ -37,15 +38,22 @@ def _cpu_per_step(run: Mapping) -> float | None:
     return cpu / steps if cpu is not None and steps > 0 else None
 
 
-def cost_to_target(run: Mapping, target: float) -> dict[str, float] | None:
-    """Steps, triples and CPU seconds until the first validation at or above ``target``; None if never."""
-    curve = run["validation"].sort_values("step")
-    reached = curve[curve[TEST_MEASURE] >= target]
-    if reached.empty:
+def _curve(run: Mapping) -> list[tuple[int, float]]:
+    validation = run["validation"].sort_values("step")
+    return list(zip(validation["step"].astype(int), validation[TEST_MEASURE].astype(float)))
+
+
+def cost_to_target(run: Mapping, target: float, hold: int = 2) -> dict[str, float] | None:
+    """Steps, triples and CPU seconds until the first validation from which ``hold`` validations in a row are at or
+    above ``target`` (``hold`` 1: the first crossing); None if never."""
+    curve = _curve(run)
+    step = sustained_crossing(curve, target, hold)
+    if step is None:
         return None
-    step, triples = float(reached["step"].iloc[0]), float(reached["triples_seen"].iloc[0])
+    validation = run["validation"]
+    triples = float(validation.loc[validation["step"] == step, "triples_seen"].iloc[0])
     per_step = _cpu_per_step(run)
-    return {"steps": step, "triples": triples, "cpu_seconds": None if per_step is None else step * per_step}
+    return {"steps": float(step), "triples": triples, "cpu_seconds": None if per_step is None else step * per_step}
 
 
 def total_cost(run: Mapping) -> dict[str, float | None]:
@@ -81,7 +89,7 @@ def _ratios(cost: Mapping[str, float | None], own: Mapping) -> dict[str, float |
     return out
 
 
-def _sweep(sweep: Sequence[dict], in_batch: str, target: float, own: Mapping) -> dict:
+def _sweep(sweep: Sequence[dict], in_batch: str, target: float, hold: int, own: Mapping) -> dict:
     """The static sweep's cost: the sum over τ of each τ's full cost, averaged over that τ's seeds (the expected
     cost of training every τ once; a τ with more seeds than the others, e.g. a headline τ, counts once)."""
     taus = sorted({float(r["tau"]) for r in sweep})
@@ -94,7 +102,7 @@ def _sweep(sweep: Sequence[dict], in_batch: str, target: float, own: Mapping) ->
     best = best_static(sweep, in_batch)
     return {"label": variant_label("static", in_batch) + " sweep", "taus": taus, "per_tau": per_tau,
             "cost": cost, "best_tau": float(best[0]["tau"]), "best_value": mean_best(best),
-            "reached": any(cost_to_target(r, target) is not None for r in sweep), "speedup": _ratios(cost, own),
+            "reached": any(cost_to_target(r, target, hold) is not None for r in sweep), "speedup": _ratios(cost, own),
             "halving": _halving(sweep, own)}
 
 
@@ -117,8 +125,8 @@ def _halving(sweep: Sequence[dict], own: Mapping, eta: int = 2) -> dict | None:
             "speedup_steps": search.cost / steps if steps else None}
 
 
-def _reference(runs: Sequence[dict], target: float, teacher_cpu: float | None, own: Mapping) -> dict:
-    summary = _summary([cost_to_target(r, target) for r in runs])
+def _reference(runs: Sequence[dict], target: float, hold: int, teacher_cpu: float | None, own: Mapping) -> dict:
+    summary = _summary([cost_to_target(r, target, hold) for r in runs])
     reached = summary["n_reached"] == summary["n_seeds"]
     cost = {unit: _mean(summary, unit) if reached else None for unit in UNITS}
     if cost["cpu_seconds"] is not None:
@@ -128,19 +136,26 @@ def _reference(runs: Sequence[dict], target: float, teacher_cpu: float | None, o
             "best_value": mean_best(runs), "speedup": _ratios(cost, own)}
 
 
-def _target(variants: Mapping, sweeps: Mapping, reference: Sequence[dict] | None) -> float | None:
-    compared = [mean_best(seeds) for seeds in variants.values()]
-    compared += [mean_best(best_static(sweep, in_batch)) for in_batch, sweep in sweeps.items()]
-    compared += [mean_best(reference)] if reference else []
+def _held(runs: Sequence[dict], hold: int) -> float:
+    """Mean over seeds of the highest validation level each run holds for ``hold`` validations in a row."""
+    levels = [level for level in (sustained_level(_curve(r), hold) for r in runs) if level is not None]
+    return sum(levels) / len(levels) if levels else -math.inf
+
+
+def _target(variants: Mapping, sweeps: Mapping, reference: Sequence[dict] | None, hold: int) -> float | None:
+    compared = [_held(seeds, hold) for seeds in variants.values()]
+    compared += [_held(best_static(sweep, in_batch), hold) for in_batch, sweep in sweeps.items()]
+    compared += [_held(reference, hold)] if reference else []
     compared = [v for v in compared if math.isfinite(v)]
     return min(compared) if compared else None
 
 
 def speedup_numbers(runs: Sequence[dict], teacher_cpu_seconds: float | None = None, target: float | None = None,
-                    reference_objective: str = "margin_mse") -> dict:
-    """The speed-up comparison at full data (module docstring). ``target`` None: the lowest of the mean best
-    validation values of the compared variants (self-distilled, best static τ per sweep, reference), so each
-    reaches it on average. Speed-ups are None where undefined (target not reached by every seed, no CPU time,
+                    reference_objective: str = "margin_mse", hold: int = 2) -> dict:
+    """The speed-up comparison at full data (module docstring). A run reaches the target where ``hold`` validations
+    in a row are at or above it. ``target`` None: the lowest, over the compared variants (self-distilled, best static
+    τ per sweep, reference), of the mean over seeds of the highest level a run holds that long, so each reaches it on
+    average. Speed-ups are None where undefined (target not reached by every seed, no CPU time,
     or reached before any training at step 0)."""
     full = full_runs(runs)
     variants = by_variant([r for r in full if r["objective"] in SELF_DISTILLED])
@@ -152,13 +167,15 @@ def speedup_numbers(runs: Sequence[dict], teacher_cpu_seconds: float | None = No
     reference = next(iter(references.values()), None)
     source = "config"
     if target is None:
-        target, source = _target(variants, sweeps, reference), "lowest mean best validation value of the compared runs"
-    numbers = {"target": target, "target_source": source, "measure": f"validation {TEST_MEASURE}", "units": UNITS,
+        target = _target(variants, sweeps, reference, hold)
+        source = f"lowest mean level the compared runs hold for {hold} validations in a row"
+    numbers = {"target": target, "target_source": source, "hold": hold, "measure": f"validation {TEST_MEASURE}",
+               "units": UNITS,
                "teacher_cpu_seconds": teacher_cpu_seconds, "variants": []}
     if target is None:
         return numbers
     for seeds in sorted(variants.values(), key=lambda s: s[0]["label"]):
-        own = _summary([cost_to_target(r, target) for r in seeds])
+        own = _summary([cost_to_target(r, target, hold) for r in seeds])
         entry = {"label": seeds[0]["label"], "objective": seeds[0]["objective"], "in_batch": seeds[0]["in_batch"],
                  "best_value": mean_best(seeds), "to_target": own, "total": [total_cost(r) for r in seeds],
                  "static_sweep": None, "reference": None}
@@ -167,9 +184,9 @@ def speedup_numbers(runs: Sequence[dict], teacher_cpu_seconds: float | None = No
         if _mean(own, "steps") == 0:
             entry["note"] = "target reached by the untrained model (step 0); speed-ups undefined"
         if sweeps.get(entry["in_batch"]):
-            entry["static_sweep"] = _sweep(sweeps[entry["in_batch"]], entry["in_batch"], target, own)
+            entry["static_sweep"] = _sweep(sweeps[entry["in_batch"]], entry["in_batch"], target, hold, own)
         if reference:
-            entry["reference"] = _reference(reference, target, teacher_cpu_seconds, own)
+            entry["reference"] = _reference(reference, target, hold, teacher_cpu_seconds, own)
         numbers["variants"].append(entry)
     return numbers
 
