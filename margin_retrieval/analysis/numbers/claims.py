@@ -167,7 +167,7 @@ def effectiveness_claims(results: pd.DataFrame, margin: float, negatives: str, m
     rows = results[(results["measure"] == measure) & (results["kind"] == "trained") & (results["model"] == model)]
     rows = default_setting(rows, columns=())
     out = []
-    for collection in sorted(rows["collection"].unique()):
+    for collection in rows["collection"].unique():  # the config's order: the training collection first
         here = rows[rows["collection"] == collection]
         groups = [g["value"].tolist() for _, g in here.groupby(
             ["objective", "in_batch", "tau", "fraction", "negatives", "batching", "lr"], dropna=False)]
