@@ -72,6 +72,7 @@ rule claims:
         analysis=config["analysis"],
         negatives=config["train_data"]["negatives"]["source"],
         student=STUDENTS[0],
+        collections=list(config["collections"]),
     script:
         "../workflow_scripts/claims.py"
 

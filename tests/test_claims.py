@@ -108,6 +108,13 @@ def test_effectiveness_claims_on_a_small_grid():
     assert rows[2]["compared_with"] == "static margin τ 0.5" and rows[2]["interval"] == "pooled seed σ"
 
 
+def test_claims_follow_the_configured_collection_order():
+    both = pd.concat([RESULTS.assign(collection="b"), RESULTS.assign(collection="a")])
+    assert [r["collection"] for r in effectiveness_claims(both, 0.01, "bm25", "s")] == ["b", "b", "a", "a"]
+    ordered = effectiveness_claims(both, 0.01, "bm25", "s", collections=["a", "b"])
+    assert [r["collection"] for r in ordered] == ["a", "a", "b", "b"]
+
+
 def test_batching_claim_compares_random_with_clustered_batches():
     clustered = pd.concat([RESULTS, pd.DataFrame([result("adaptive", 0.70, batching="clustered")])])
     (row,) = [r for r in effectiveness_claims(clustered, 0.01, "bm25", "s") if "batch sampling" in r["claim"]]

@@ -85,11 +85,12 @@ def best_taus(speedup: Mapping) -> dict[str, float]:
 
 
 def build_claims(results_path: PathLike, speedup_path: PathLike, analysis: Mapping, negatives: str, model: str,
-                 markdown_path: PathLike, tsv_path: PathLike) -> None:
+                 markdown_path: PathLike, tsv_path: PathLike, collections: Sequence[str] = ()) -> None:
     margin = float(analysis.get("equivalence_margin", 0.01))
     speedup = read_json(speedup_path)
     effectiveness = effectiveness_claims(read_results(results_path), margin, negatives, model, best_taus(speedup),
-                                         reference=analysis.get("reference_objective", "margin_mse"))
+                                         reference=analysis.get("reference_objective", "margin_mse"),
+                                         collections=collections)
     speedups = speedup_claims(speedup)
     with atomic_path(markdown_path) as tmp:
         tmp.write_text(markdown(effectiveness, speedups, margin), encoding="utf-8")

@@ -159,15 +159,17 @@ def _comparison(claim: str, collection: str, label: str, a: list[float], compare
 
 def effectiveness_claims(results: pd.DataFrame, margin: float, negatives: str, model: str,
                          best_tau: Mapping[str, float] | None = None, measure: str = TEST_MEASURE,
-                         reference: str = "margin_mse") -> list[dict]:
+                         reference: str = "margin_mse", collections: Sequence[str] = ()) -> list[dict]:
     """The effectiveness claims on every collection of ``results`` (a ``results.tsv`` table) for the student
     ``model``: each self-distilled variant matches the reference (full data; the smallest fraction up to 13.5%),
     the static margin at the τ validation chose for its in-batch setting (``best_tau``), and itself with clustered
-    batches (random batches need no sampling). Each objective at its most common learning rate (its chosen one)."""
+    batches (random batches need no sampling). Each objective at its most common learning rate (its chosen one). Collections in the
+    order of ``collections`` (the config's), then any others in the order of the table."""
     rows = results[(results["measure"] == measure) & (results["kind"] == "trained") & (results["model"] == model)]
     rows = default_setting(rows, columns=())
     out = []
-    for collection in rows["collection"].unique():  # the config's order: the training collection first
+    present = list(rows["collection"].unique())
+    for collection in [c for c in collections if c in present] + [c for c in present if c not in collections]:
         here = rows[rows["collection"] == collection]
         groups = [g["value"].tolist() for _, g in here.groupby(
             ["objective", "in_batch", "tau", "fraction", "negatives", "batching", "lr"], dropna=False)]
