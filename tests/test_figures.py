@@ -305,6 +305,12 @@ def test_speedup_target_must_be_held(runs):
     assert not at_48["static_sweep"]["reached"]
 
 
+def test_speedup_bars_say_how_many_seeds_reached_an_unreached_target(tmp_path, runs, drawn):
+    loaded, _ = runs
+    speedup.draw(speedup_numbers(loaded, TEACHER_CPU, target=0.9), *written(tmp_path, "speedup"))
+    assert drawn.count("reached by\n0 of 1\nseeds") == 3  # the adaptive bar (steps) and Margin-MSE's (both panels)
+
+
 def test_speedup_ignores_wall_clock(tmp_path):
     """The same grid logged on a machine ten times slower gives the same numbers."""
     fast = load_runs(manifest_records(tmp_path / "fast", seconds_per_step=1.0))

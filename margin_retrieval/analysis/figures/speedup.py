@@ -79,7 +79,9 @@ def _reference_bar(ax, x: float, ref: Mapping, unit: str) -> str:
     ax.bar(x, (cost - teacher) if cost is not None else 0, 0.8, bottom=teacher, color=color("margin_mse"),
            edgecolor="black", linewidth=0.5)
     if cost is None:
-        ax.text(x, teacher, "not\nreached", ha="center", va="bottom", fontsize=7)
+        reached = ref["to_target"]
+        ax.text(x, teacher, f"reached by\n{reached['n_reached']} of {reached['n_seeds']}\nseeds", ha="center",
+                va="bottom", fontsize=7)
     else:
         _ratio(ax, x, cost, ref["speedup"][unit])
     return _name(ref) + ("\n(+ teacher)" if unit == "cpu_seconds" else "") + f"\n{_fmt(cost, unit)}"
