@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
+from margin_retrieval.evaluation.summary import git_commit
 from margin_retrieval.workflow import archive
 from margin_retrieval.jobs.io import read_tsv
 
@@ -61,3 +63,24 @@ def test_a_run_missing_a_collection_of_the_grid_is_not_archived(tmp_path):
     store = tmp_path / "archive"
     archive.archive_runs(store, results)
     assert not archive.is_archived(store, DONE, [*COLLECTIONS, "another"])
+
+
+def test_provenance_commit_is_dirty_only_for_changes_outside_the_archive(tmp_path):
+    def git(*args):
+        return subprocess.run(["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t", *args],
+                              check=True, capture_output=True, text=True).stdout.strip()
+
+    git("init", "-q")
+    (tmp_path / "archive").mkdir()
+    (tmp_path / "code.py").write_text("x = 1\n")
+    (tmp_path / "archive/runs.tsv").write_text("run\n")
+    git("add", ".")
+    git("commit", "-q", "-m", "c")
+    head = git("rev-parse", "HEAD")
+    assert git_commit(tmp_path, exclude=[tmp_path / "archive"]) == head
+    (tmp_path / "archive/runs.tsv").write_text("run\nr1\n")  # the archive grows as runs finish
+    assert git_commit(tmp_path) == head + "-dirty"
+    assert git_commit(tmp_path, exclude=[tmp_path / "archive"]) == head
+    (tmp_path / "code.py").write_text("x = 2\n")  # the code itself changed: the runs may not be the commit's
+    assert git_commit(tmp_path, exclude=[tmp_path / "archive"]) == head + "-dirty"
+    assert git_commit(tmp_path / "archive" / "not-a-checkout") is None

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import os
 import re
 import subprocess
 from pathlib import Path
+from typing import Sequence
 
 from margin_retrieval.jobs.io import read_json, write_json
 
@@ -34,19 +36,36 @@ def mteb_key(measure: str) -> str:
     return key + (f"_at_{match['cutoff']}" if match["cutoff"] else "")
 
 
-def workflow_version() -> dict:
-    """The installed package version and, in a git checkout, the commit (with ``-dirty`` for local changes)."""
+def workflow_version(exclude: Sequence[str | os.PathLike] = ()) -> dict:
+    """The installed package version and, in a git checkout, its commit (``git_commit``)."""
     try:
         version = importlib.metadata.version("margin-retrieval")
     except importlib.metadata.PackageNotFoundError:
         version = None
-    repo = Path(__file__).resolve().parents[2]
-    commit = None
-    if (repo / ".git").exists():
-        result = subprocess.run(["git", "-C", str(repo), "describe", "--always", "--dirty", "--abbrev=40"],
-                                capture_output=True, text=True)
-        commit = result.stdout.strip() or None
-    return {"package": version, "git_commit": commit}
+    return {"package": version, "git_commit": git_commit(Path(__file__).resolve().parents[2], exclude)}
+
+
+def git_commit(repo: Path, exclude: Sequence[str | os.PathLike] = ()) -> str | None:
+    """The commit checked out in ``repo``, with ``-dirty`` for local changes to tracked files outside the paths in
+    ``exclude`` (an archive records the code its runs came from, not its own growing files); None outside git."""
+    if not (repo / ".git").exists():
+        return None
+    head = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True)
+    if not head.stdout.strip():
+        return None
+    excluded = [f":(exclude){inside}" for inside in (_inside(path, repo) for path in exclude) if inside]
+    status = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no", "--", ".",
+                             *excluded], capture_output=True, text=True)
+    dirty = status.returncode != 0 or bool(status.stdout.strip())
+    return head.stdout.strip() + ("-dirty" if dirty else "")
+
+
+def _inside(path: str | os.PathLike, repo: Path) -> str | None:
+    """``path`` relative to the checkout ``repo``, or None when it lies outside."""
+    try:
+        return Path(path).resolve().relative_to(repo.resolve()).as_posix()
+    except ValueError:
+        return None
 
 
 def _training_summary(train_log: str | None) -> dict | None:

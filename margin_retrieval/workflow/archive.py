@@ -94,7 +94,7 @@ def _record(archive: Path, runs: Sequence[str]) -> None:
     path = archive / PROVENANCE
     rows = read_tsv(path) if path.is_file() else []
     archived = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    commit, cpu = workflow_version()["git_commit"] or "", cpu_description()
+    commit, cpu = workflow_version(exclude=[archive])["git_commit"] or "", cpu_description()
     rows = [row for row in rows if row["run"] not in runs]
     rows += [{"run": run, "archived": archived, "commit": commit, "cpu": cpu} for run in runs]
     write_tsv(path, PROVENANCE_COLUMNS, ([row[column] for column in PROVENANCE_COLUMNS]
