@@ -226,6 +226,28 @@ def test_build_tables_uses_configured_measures(evaluated):
     assert read_per_query(read_manifest(root / "systems.json")["per_query"][1]).index.tolist() == QUERIES
 
 
+def test_main_table_puts_every_collection_side_by_side_in_config_order(tmp_path):
+    """Two collections: the overview comes first with one nDCG@10 column per collection, in the configured order
+    (not the alphabetical one), then one table per collection in the same order."""
+    scores = per_query_scores()
+    _, _, in_domain = write_eval(tmp_path, "zeta-in-domain", scores)
+    _, _, transfer = write_eval(tmp_path, "alpha-transfer", {k: v * 0.5 for k, v in scores.items()})
+    write_manifest(tmp_path / "systems.json", in_domain + transfer, "bm25")
+    write_results(collected(tmp_path), tmp_path / "results.tsv")
+    build_tables(tmp_path / "systems.json", tmp_path / "results.tsv", {"reference_objective": "margin_mse"},
+                 {"zeta-in-domain": None, "alpha-transfer": None}, tmp_path / "m.md", tmp_path / "m.tex")
+    markdown = (tmp_path / "m.md").read_text()
+    headings = [line for line in markdown.splitlines() if line.startswith("### ")]
+    assert headings == ["### nDCG@10 on every collection", "### zeta-in-domain", "### alpha-transfer"]
+    assert "| System | nDCG@10 zeta-in-domain | nDCG@10 alpha-transfer |" in markdown
+    reference = next(line for line in markdown.splitlines() if line.startswith("| small: Margin-MSE (reference)")
+                     or line.startswith("| Margin-MSE (reference)"))
+    ref_scores = scores[REF]
+    assert reference.split(" | ")[1:] == [f"{ref_scores.mean():.3f}", f"{(ref_scores * 0.5).mean():.3f} |"]
+    latex = (tmp_path / "m.tex").read_text()
+    assert latex.count(r"\begin{tabular}") == 3 and r"\label{tab:main-overview}" in latex
+
+
 def test_entry_point_scripts(evaluated, monkeypatch):
     """workflow_scripts/{systems_manifest,collect_results,tables}.py with Snakemake's own containers."""
     iocontainers = pytest.importorskip("snakemake.iocontainers")

@@ -72,7 +72,8 @@ def test_every_figure_table_and_the_report(smoke_run):
             assert (root / "figures" / f"{figure}.{suffix}").stat().st_size > 0, (figure, suffix)
     markdown = (root / "figures/main_table.md").read_text()
     assert "Margin-MSE" in markdown and "TOST" in markdown
-    assert (root / "figures/main_table.tex").read_text().count("\\begin{tabular}") == 2  # one per collection
+    assert (root / "figures/main_table.tex").read_text().count("\\begin{tabular}") == 3  # overview + per collection
+    assert " nDCG@10 in-domain | nDCG@10 transfer |" in markdown.split("### in-domain")[0]  # the overview first
     claims = (root / "figures/claims.md").read_text()
     assert "| matches Margin-MSE | in-domain | adaptive margin | Margin-MSE |" in claims  # .test: one seed each
     snakemake(root, config, "--report", "report.html")
