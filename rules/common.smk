@@ -8,6 +8,7 @@ from snakemake.utils import Paramspace, validate
 
 from margin_retrieval.workflow import archive, checks
 
+checks.drop_removed_collections(config)
 # One line per problem first (Snakemake's own message dumps the whole schema); then the same schema fills defaults.
 checks.check_schema(config, Path(workflow.basedir) / "schemas/config.schema.yaml")
 validate(config, schema="../schemas/config.schema.yaml")

@@ -145,6 +145,16 @@ def test_yaml_syntax_errors_name_line_column_and_context(tmp_path):
     checks.check_yaml_syntax(tmp_path / "absent.yaml")  # Snakemake names a missing config file itself
 
 
+def test_a_collection_set_to_null_is_removed_before_the_schema_check():
+    config = {"collections": {"scifact-test": {"dataset": "beir/scifact/test"}, "cranfield": None}}
+    checks.drop_removed_collections(config)
+    assert config["collections"] == {"scifact-test": {"dataset": "beir/scifact/test"}}
+    config = {"collections": {"cranfield": None}}
+    checks.drop_removed_collections(config)
+    with pytest.raises(ConfigError, match=r"collections: \{\} should be non-empty"):  # nothing left to evaluate
+        checks.check_schema(config, Path(__file__).parents[1] / "schemas/config.schema.yaml")
+
+
 def test_validation_queries_must_leave_queries_to_train_on(tmp_path):
     (tmp_path / "qrels.tsv").write_text("q1 0 d1 1\nq2 0 d1 0\nq3 0 d2 2\nq3 0 d3 1\n")  # q2 has no positive
     local = {"docs": "d.tsv", "queries": "q.tsv", "qrels": str(tmp_path / "qrels.tsv"), "validation": {"dataset": None}}

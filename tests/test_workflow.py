@@ -17,7 +17,7 @@ import pytest
 import yaml
 from snakemake.utils import Paramspace
 
-from margin_retrieval.workflow import archive
+from margin_retrieval.workflow import archive, checks
 from margin_retrieval.workflow.experiments import expand_experiments
 from tests.configs import grid_defaults
 
@@ -303,6 +303,8 @@ def assert_one_train_job_per_run(*overlays: str) -> None:
         config["training"].update(grid.get("training", {}))
         config["experiments"].update(grid["experiments"])
         config["archive"] = grid.get("archive", config.get("archive"))
+        config["collections"].update(grid.get("collections", {}))
+    checks.drop_removed_collections(config)
     runs = expand_experiments(config["experiments"], [config["student"]], grid_defaults(config)).table
     patterns = Paramspace(runs.drop(columns="group"), param_sep="~").instance_patterns
     # Runs an earlier session archived are read from the archive, not trained.
@@ -324,6 +326,23 @@ SCIFACT_GRIDS = ["scifact_core", "scifact_full", "scifact_headline", "scifact_pr
 @pytest.mark.parametrize("grid", SCIFACT_GRIDS)
 def test_scifact_grids_dry_run_with_one_train_job_per_run(grid):
     assert_one_train_job_per_run(f"{grid}.yaml")
+
+
+@pytest.mark.parametrize("grid, archive", [("scifact_full", "scifact_full"), ("scifact_headline", "scifact_full"),
+                                           ("scifact_protocol", "scifact_protocol"), ("scifact_tuned", "scifact_tuned")])
+def test_archived_runs_are_read_not_trained_again(grid, archive):
+    """A grid's dry run plans no training job for a run its archive holds (first-protocol configs pin that protocol
+    and drop Cranfield, which their runs were never evaluated on); the complete archives plan none at all."""
+    result = subprocess.run([*SNAKEMAKE, "--dry-run", "--directory", str(REPO), "--configfile", "config.yaml",
+                             f"config/{grid}.yaml"],
+                            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=REPO)
+    assert result.returncode == 0, result.stdout + result.stderr
+    planned = set(re.findall(r"output: results/train/(\S+)/model,", result.stdout))
+    with open(REPO / "archive" / archive / "runs.tsv") as handle:
+        archived = {row["run"] for row in csv.DictReader(handle, delimiter="\t")}
+    assert archived and not planned & archived, sorted(planned & archived)[:3]
+    if grid != "scifact_tuned":  # the tuned grid is archived run by run
+        assert not planned, sorted(planned)[:3]
 
 
 @pytest.mark.parametrize("grid", SCIFACT_GRIDS)

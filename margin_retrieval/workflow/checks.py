@@ -60,6 +60,14 @@ def check_yaml_syntax(path: str | Path) -> None:
 # -- the schema ------------------------------------------------------------------------------------------------------
 
 
+def drop_removed_collections(config: dict) -> None:
+    """Remove the collections set to null: a configfile merged onto another (Snakemake merges them key by key, so it
+    cannot otherwise drop one) removes a collection of the one before with ``collections: {name: null}``."""
+    collections = config.get("collections")
+    if isinstance(collections, dict):
+        config["collections"] = {name: spec for name, spec in collections.items() if spec is not None}
+
+
 def check_schema(config: Mapping, schema_path: str | Path) -> None:
     """Raise ConfigError with one line per schema violation of ``config`` (no schema dump)."""
     from jsonschema import Draft202012Validator
