@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 from margin_retrieval.evaluation.summary import git_commit
@@ -84,3 +85,26 @@ def test_provenance_commit_is_dirty_only_for_changes_outside_the_archive(tmp_pat
     (tmp_path / "code.py").write_text("x = 2\n")  # the code itself changed: the runs may not be the commit's
     assert git_commit(tmp_path, exclude=[tmp_path / "archive"]) == head + "-dirty"
     assert git_commit(tmp_path / "archive" / "not-a-checkout") is None
+
+
+def test_the_runs_table_says_how_each_archived_run_trained_and_ended(tmp_path):
+    """tools/archive_runs.py: one row per run of runs.tsv, in table order, from its log's end event and benchmark."""
+    runs = {"model~tiny/objective~adaptive/in_batch~false/tau~none/fraction~0.5/seed~1/lr~0.0002":
+            {"step": 198, "best_step": 108, "best_value": 0.6704, "stopped_reason": "early_stopping", "s": 1020.0},
+            "model~tiny/objective~margin_mse/in_batch~false/tau~none/fraction~1/seed~0/lr~0.0002":
+            {"step": 320, "best_step": 288, "best_value": 0.66349, "stopped_reason": "max_steps", "s": 2100.0}}
+    folder = tmp_path / "archive"
+    folder.mkdir()
+    (folder / archive.PROVENANCE).write_text("run\tarchived\tcommit\tcpu\n" + "".join(f"{run}\t-\t-\t-\n" for run in runs))
+    for run, end in runs.items():
+        log = folder / archive.train_log(run)
+        log.parent.mkdir(parents=True)
+        log.write_text(json.dumps({"event": "start", "step": 0}) + "\n" + json.dumps({"event": "end", **end}) + "\n")
+        benchmark = folder / archive.train_benchmark(run)
+        benchmark.parent.mkdir(parents=True, exist_ok=True)
+        benchmark.write_text(f"s\th:m:s\n{end['s']}\t-\n")
+    table = subprocess.run([sys.executable, str(Path(__file__).parents[1] / "tools" / "archive_runs.py"), str(folder)],
+                           capture_output=True, text=True, check=True).stdout.splitlines()
+    assert table[2:] == [  # Margin-MSE comes first in table order
+        "| Margin-MSE | 0 | 0.0002 | 320 | the cap | 288 | 0.663 | 35 min |",
+        "| adaptive margin, 50% data | 1 | 0.0002 | 198 | early stopping | 108 | 0.670 | 17 min |"]

@@ -1,0 +1,56 @@
+"""The runs an archive holds, one Markdown table row each: how long each trained and how it ended (the table in
+``archive/<grid>/README.md``). Validation only: the test scores under ``eval/`` are not read.
+
+    python tools/archive_runs.py archive/scifact_tuned
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from margin_retrieval.analysis.systems import normalise, sort_key, system_label
+from margin_retrieval.jobs.io import read_tsv
+from margin_retrieval.workflow import archive
+
+ENDINGS = {"early_stopping": "early stopping", "max_steps": "the cap"}
+HEADER = ("system", "seed", "lr", "steps", "ended by", "best step", "best validation", "train job")
+
+
+def run_columns(run: str) -> dict:
+    """The typed experiment columns of a run name (``model~minilm-l3/objective~adaptive/tau~none/.../seed~0``)."""
+    columns = dict(segment.split("~", 1) for segment in run.split("/"))
+    return normalise({"system": f"trained/{run}", **{key: None if value == "none" else value
+                                                      for key, value in columns.items()}})
+
+
+def row(folder: Path, run: str, varying: set[str]) -> list[str]:
+    columns = run_columns(run)
+    events = [json.loads(line) for line in (folder / archive.train_log(run)).read_text().splitlines()]
+    end = next(event for event in reversed(events) if event["event"] == "end")
+    seconds = float(read_tsv(folder / archive.train_benchmark(run))[0]["s"])
+    label = system_label(columns, varying=varying)
+    return [label, str(columns["seed"]), f"{columns['lr']:g}", str(end["step"]),
+            ENDINGS.get(end["stopped_reason"], end["stopped_reason"]), str(end["best_step"]),
+            f"{end['best_value']:.3f}", f"{seconds / 60:.0f} min"]
+
+
+def table(folder: Path) -> str:
+    runs = [record["run"] for record in read_tsv(folder / archive.PROVENANCE)]
+    runs.sort(key=lambda run: sort_key(run_columns(run)))
+    # Negatives and batching are named only once the archive holds runs that differ in them, as in the figures.
+    varying = {column for column in ("negatives", "batching") if len({run_columns(run)[column] for run in runs}) > 1}
+    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    lines += ["| " + " | ".join(row(folder, run, varying)) + " |" for run in runs]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("archive", type=Path, help="an archive folder (its runs.tsv lists the runs)")
+    print(table(parser.parse_args().archive))
+
+
+if __name__ == "__main__":
+    main()
