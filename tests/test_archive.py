@@ -88,11 +88,14 @@ def test_provenance_commit_is_dirty_only_for_changes_outside_the_archive(tmp_pat
 
 
 def test_the_runs_table_says_how_each_archived_run_trained_and_ended(tmp_path):
-    """tools/archive_runs.py: one row per run of runs.tsv, in table order, from its log's end event and benchmark."""
+    """tools/archive_runs.py: one row per run of runs.tsv, in table order, from its log's end event and benchmark;
+    batching is named only where a run departs from the archive's usual random batches."""
     runs = {"model~tiny/objective~adaptive/in_batch~false/tau~none/fraction~0.5/seed~1/lr~0.0002":
             {"step": 198, "best_step": 108, "best_value": 0.6704, "stopped_reason": "early_stopping", "s": 1020.0},
             "model~tiny/objective~margin_mse/in_batch~false/tau~none/fraction~1/seed~0/lr~0.0002":
-            {"step": 320, "best_step": 288, "best_value": 0.66349, "stopped_reason": "max_steps", "s": 2100.0}}
+            {"step": 320, "best_step": 288, "best_value": 0.66349, "stopped_reason": "max_steps", "s": 2100.0},
+            "model~tiny/objective~adaptive/in_batch~false/tau~none/fraction~1/batching~clustered/seed~0/lr~0.0002":
+            {"step": 126, "best_step": 36, "best_value": 0.674, "stopped_reason": "early_stopping", "s": 600.0}}
     folder = tmp_path / "archive"
     folder.mkdir()
     (folder / archive.PROVENANCE).write_text("run\tarchived\tcommit\tcpu\n" + "".join(f"{run}\t-\t-\t-\n" for run in runs))
@@ -105,6 +108,7 @@ def test_the_runs_table_says_how_each_archived_run_trained_and_ended(tmp_path):
         benchmark.write_text(f"s\th:m:s\n{end['s']}\t-\n")
     table = subprocess.run([sys.executable, str(Path(__file__).parents[1] / "tools" / "archive_runs.py"), str(folder)],
                            capture_output=True, text=True, check=True).stdout.splitlines()
-    assert table[2:] == [  # Margin-MSE comes first in table order
+    assert table[2:] == [  # Margin-MSE comes first in table order, full data before fractions
         "| Margin-MSE | 0 | 0.0002 | 320 | the cap | 288 | 0.663 | 35 min |",
+        "| adaptive margin, clustered batches | 0 | 0.0002 | 126 | early stopping | 36 | 0.674 | 10 min |",
         "| adaptive margin, 50% data | 1 | 0.0002 | 198 | early stopping | 108 | 0.670 | 17 min |"]

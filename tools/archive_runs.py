@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections import Counter
 from pathlib import Path
 
 from margin_retrieval.analysis.systems import normalise, sort_key, system_label
@@ -25,8 +26,9 @@ def run_columns(run: str) -> dict:
                                                       for key, value in columns.items()}})
 
 
-def row(folder: Path, run: str, varying: set[str]) -> list[str]:
+def row(folder: Path, run: str, usual: dict[str, str]) -> list[str]:
     columns = run_columns(run)
+    varying = {column for column, value in usual.items() if columns[column] != value}
     events = [json.loads(line) for line in (folder / archive.train_log(run)).read_text().splitlines()]
     end = next(event for event in reversed(events) if event["event"] == "end")
     seconds = float(read_tsv(folder / archive.train_benchmark(run))[0]["s"])
@@ -39,10 +41,12 @@ def row(folder: Path, run: str, varying: set[str]) -> list[str]:
 def table(folder: Path) -> str:
     runs = [record["run"] for record in read_tsv(folder / archive.PROVENANCE)]
     runs.sort(key=lambda run: sort_key(run_columns(run)))
-    # Negatives and batching are named only once the archive holds runs that differ in them, as in the figures.
-    varying = {column for column in ("negatives", "batching") if len({run_columns(run)[column] for run in runs}) > 1}
+    # A run's negatives and batching are named only where they depart from the archive's usual ones, so the headline
+    # rows keep their short names.
+    usual = {column: Counter(run_columns(run)[column] for run in runs).most_common(1)[0][0]
+             for column in ("negatives", "batching")}
     lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
-    lines += ["| " + " | ".join(row(folder, run, varying)) + " |" for run in runs]
+    lines += ["| " + " | ".join(row(folder, run, usual)) + " |" for run in runs]
     return "\n".join(lines)
 
 
