@@ -7,10 +7,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 from collections import Counter
 from pathlib import Path
 
+from margin_retrieval.analysis.numbers.train_logs import read_benchmark, read_train_log
 from margin_retrieval.analysis.systems import normalise, sort_key, system_label
 from margin_retrieval.jobs.io import read_tsv
 from margin_retrieval.workflow import archive
@@ -29,9 +29,8 @@ def run_columns(run: str) -> dict:
 def row(folder: Path, run: str, usual: dict[str, str]) -> list[str]:
     columns = run_columns(run)
     varying = {column for column, value in usual.items() if columns[column] != value}
-    events = [json.loads(line) for line in (folder / archive.train_log(run)).read_text().splitlines()]
-    end = next(event for event in reversed(events) if event["event"] == "end")
-    seconds = float(read_tsv(folder / archive.train_benchmark(run))[0]["s"])
+    end = read_train_log(folder / archive.train_log(run))["end"]
+    seconds = read_benchmark(folder / archive.train_benchmark(run))["wall_seconds"]
     label = system_label(columns, varying=varying)
     return [label, str(columns["seed"]), f"{columns['lr']:g}", str(end["step"]),
             ENDINGS.get(end["stopped_reason"], end["stopped_reason"]), str(end["best_step"]),
