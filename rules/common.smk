@@ -219,6 +219,10 @@ ARCHIVED_RUNS = {
 }
 
 
+# The CPU each archived run was trained on (the archive's runs.tsv); a run trained here logs its own.
+ARCHIVED_CPUS = archive.run_cpus(config["archive"]) if config["archive"] else {}
+
+
 def result_file(system, name):
     """``results/<name>`` of a system, or of an archived run the copy in the archive."""
     kind, _, run = system.partition("/")
@@ -424,7 +428,8 @@ def teacher_scores_input(wildcards):
 
 def systems_manifest():
     """One record per collection x system for results/systems.json: its experiment columns and the paths of its
-    evaluation files (and, for a trained system, of its training log and benchmark)."""
+    evaluation files (and, for a trained system, of its training log and benchmark; for an archived run, the CPU it
+    trained on)."""
     records = []
     for collection in COLLECTIONS:
         for system in all_systems():
@@ -441,6 +446,8 @@ def systems_manifest():
                 record["train_benchmark"] = result_file(
                     system, archive.train_benchmark(run)
                 )
+                if run in ARCHIVED_RUNS:
+                    record["cpu"] = ARCHIVED_CPUS.get(run, "")
             records.append(record)
     return records
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from margin_retrieval.evaluation.summary import git_commit
+from margin_retrieval.models.device import cpu_description
 from margin_retrieval.workflow import archive
 from margin_retrieval.jobs.io import read_tsv
 
@@ -49,6 +50,13 @@ def test_only_runs_with_every_file_are_archived_with_their_provenance(tmp_path):
     rows = read_tsv(store / archive.PROVENANCE)
     assert [row["run"] for row in rows] == [DONE]
     assert rows[0]["cpu"] and rows[0]["archived"].endswith("Z")
+
+
+def test_the_cpu_of_each_archived_run_is_read_from_its_provenance(tmp_path):
+    store, results = tmp_path / "archive", fake_results(tmp_path)
+    assert archive.run_cpus(store) == {}  # no archive yet
+    archive.archive_runs(store, results)
+    assert archive.run_cpus(store) == {DONE: cpu_description()}
 
 
 def test_archiving_again_copies_nothing_new(tmp_path):

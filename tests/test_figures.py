@@ -347,6 +347,36 @@ def test_speedup_sweep_counts_each_tau_once_averaged_over_its_seeds(tmp_path):
     assert sweep["speedup"]["steps"] == pytest.approx(50 / 20)
 
 
+def test_speedup_compares_cpu_seconds_only_between_runs_on_one_cpu_kind(tmp_path, drawn):
+    """Static τ 0.5 trained on another CPU than the rest: the sweep's CPU seconds and their speed-up are left out
+    (and its bar says why), its steps still compare (60 against adaptive's 20); Margin-MSE, on adaptive's CPU, keeps
+    its CPU-second speed-up (105 / 40)."""
+    records = manifest_records(tmp_path)
+    for record in records:
+        record["cpu"] = "slow CPU" if record.get("tau") == 0.5 else "fast CPU"
+    (entry,) = speedup_numbers(load_runs(records), TEACHER_CPU, hold=1)["variants"]
+    sweep, reference = entry["static_sweep"], entry["reference"]
+    assert sweep["cpu_kinds"] == ["fast CPU", "slow CPU"] and reference["cpu_kinds"] == ["fast CPU"]
+    assert sweep["cost"]["cpu_seconds"] is None and sweep["speedup"]["cpu_seconds"] is None
+    assert all(part["cpu_seconds"] is None for part in sweep["per_tau"].values())
+    assert sweep["speedup"]["steps"] == pytest.approx(3.0)
+    assert reference["speedup"]["cpu_seconds"] == pytest.approx(105 / 40)
+    speedup.draw(speedup_numbers(load_runs(records), TEACHER_CPU, hold=1), *written(tmp_path, "speedup"))
+    assert any(text.endswith("(several CPUs)") and text.startswith("static sweep") for text in drawn)
+
+
+def test_a_run_log_names_its_cpu_before_the_manifest_does(tmp_path):
+    """The CPU in a run's start event (a run trained here) wins over the manifest's (the archive's runs.tsv)."""
+    records = manifest_records(tmp_path, LOGS[:2])
+    for record in records:
+        record["cpu"] = "archived CPU"
+    log = Path(records[0]["train_log"])
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    events[0]["cpu"] = "logged CPU"
+    log.write_text("".join(json.dumps(event) + "\n" for event in events))
+    assert [run["cpu"] for run in load_runs(records)] == ["logged CPU", "archived CPU"]
+
+
 def test_figure_speedup_and_outputs(tmp_path, runs, texts):
     _, manifest = runs
     benchmark = write_benchmark(tmp_path / "score_teacher.tsv", TEACHER_CPU)

@@ -21,7 +21,7 @@ import pytest
 import torch
 
 from margin_retrieval.jobs.errors import UserError
-from margin_retrieval.models.device import resolve_device
+from margin_retrieval.models.device import cpu_description, resolve_device
 from margin_retrieval.models.encoders import Encoder
 from margin_retrieval.training.batching import RandomBatches, total_steps
 from margin_retrieval.training.config import TrainConfig
@@ -80,6 +80,7 @@ def test_every_objective_trains_and_logs(tiny_bert, tmp_path, objective, in_batc
     assert any(not torch.equal(before[k], v) for k, v in trainer.encoder.model.state_dict().items())
     events = read_log(trainer.log_path)
     assert events[0]["event"] == "start" and events[0]["optimizer"] == "AdamW"  # the class that ran
+    assert events[0]["cpu"] == cpu_description()  # so that CPU seconds are compared on one CPU kind only
     train_events = [e for e in events if e["event"] == "train"]
     assert [e["step"] for e in train_events] == list(range(1, total_steps(8, trainer.config) + 1))
     assert [e["triples_seen"] for e in train_events][:3] == [3, 6, 8]

@@ -17,6 +17,7 @@ import pytest
 import yaml
 from snakemake.utils import Paramspace
 
+from margin_retrieval.models.device import cpu_description
 from margin_retrieval.workflow import archive, checks
 from margin_retrieval.workflow.experiments import expand_experiments
 from tests.configs import grid_defaults
@@ -266,7 +267,8 @@ def test_rerun_is_up_to_date(smoke_run):
 
 
 def test_archived_runs_are_read_from_the_archive_and_not_trained_again(smoke_run, tmp_path):
-    """A later session: the runs archived from this one, no trained files in results/, the same results table."""
+    """A later session: the runs archived from this one, no trained files in results/, the same results table, and
+    the systems manifest names each run's CPU from the archive's runs.tsv."""
     root, _ = smoke_run
     store = tmp_path / "archive"
     archived = archive.archive_runs(store, root / "results")
@@ -281,6 +283,8 @@ def test_archived_runs_are_read_from_the_archive_and_not_trained_again(smoke_run
     assert not re.search(r"^(train|encode_docs|search|evaluate)\s", dry.stdout, re.M), dry.stdout
     snakemake(later, None, "figures/results.tsv", "--cores", "2", "--config", f"archive={store}")
     assert (later / "figures/results.tsv").read_text() == (root / "figures/results.tsv").read_text()
+    systems = json.loads((later / "results/systems.json").read_text())["systems"]
+    assert {s["cpu"] for s in systems if s["kind"] == "trained"} == {cpu_description()}
 
 
 def test_lint_is_clean():

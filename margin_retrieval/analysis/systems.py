@@ -83,13 +83,14 @@ def write_manifest(path: PathLike, records: Sequence[Mapping], negatives_default
 
 
 def read_manifest(path: PathLike) -> pd.DataFrame:
-    """The manifest as a table: one row per collection x system, normalised columns, a ``variant`` column."""
+    """The manifest as a table: one row per collection x system, normalised columns, a ``variant`` column and a
+    ``cpu`` column (the CPU an archived run trained on; empty for the rest)."""
     content = read_json(path)
     rows = [normalise(record, content.get("negatives_default", "")) for record in content["systems"]]
-    columns = ["collection", "system", "variant", *EXPERIMENT_COLUMNS, *PATH_COLUMNS]
-    frame = pd.DataFrame([{**{c: "" for c in PATH_COLUMNS}, **row, "variant": variant_id(row["system"])}
+    columns = ["collection", "system", "variant", *EXPERIMENT_COLUMNS, *PATH_COLUMNS, "cpu"]
+    frame = pd.DataFrame([{**{c: "" for c in (*PATH_COLUMNS, "cpu")}, **row, "variant": variant_id(row["system"])}
                           for row in rows], columns=columns)
-    for column in PATH_COLUMNS:
+    for column in (*PATH_COLUMNS, "cpu"):
         frame[column] = frame[column].fillna("").astype(str)
     return frame
 

@@ -28,7 +28,7 @@ import torch
 
 from margin_retrieval.workflow.config import Export
 from margin_retrieval.jobs.io import atomic_path
-from margin_retrieval.models.device import resolve_device
+from margin_retrieval.models.device import cpu_description, resolve_device
 from margin_retrieval.models.precision import autocast_context
 from margin_retrieval.models.card import write_card
 from margin_retrieval.jobs.progress import Progress
@@ -227,7 +227,7 @@ class Trainer:
                 log.info("resumed from step %d of %d", self.state["step"], self.steps)
             else:
                 self._log("start", total_steps=self.steps, triples=len(self.data.triples), device=str(self.device),
-                          precision=self.config.precision, dropout_masks=self.dropout_masks,
+                          cpu=cpu_description(), precision=self.config.precision, dropout_masks=self.dropout_masks,
                           optimizer=type(self.optimizer).__name__)
                 self._validate_and_maybe_stop(self._untrained())  # step 0: the untrained model is a candidate
                 self._save_checkpoint()

@@ -67,6 +67,13 @@ def _trained_runs(manifest: PathLike) -> tuple[list[str], list[str]]:
     return runs, sorted({record["collection"] for record in systems})
 
 
+def run_cpus(archive: PathLike) -> dict[str, str]:
+    """The CPU each archived run was trained on, from ``runs.tsv`` (runs are archived on the machine that trained
+    them); empty for an archive that does not exist yet."""
+    path = Path(archive) / PROVENANCE
+    return {row["run"]: row["cpu"] for row in read_tsv(path)} if path.is_file() else {}
+
+
 def archive_runs(archive: PathLike, results: PathLike = "results") -> list[str]:
     """Copy every finished run of the grid in ``results/`` (all its files present) that ``archive`` lacks; return
     the runs copied. Each file is written atomically, and a run enters ``runs.tsv`` only once all its files are in.

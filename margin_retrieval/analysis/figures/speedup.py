@@ -1,7 +1,7 @@
 """Bars of the cost to reach the validation target, in training steps (top) and CPU seconds (bottom): each
 self-distilled variant (error bar: 95% interval over seeds), the static sweep (stacked by τ: every τ trained in
 full) and Margin-MSE (cost to target; in CPU seconds plus the teacher's scoring, hatched), with the speed-ups
-printed. The numbers come from ``numbers.speedup`` and are also written as JSON and TSV."""
+printed; a CPU-seconds bar whose runs trained on several CPU kinds is left empty and says so. The numbers come from ``numbers.speedup`` and are also written as JSON and TSV."""
 
 from __future__ import annotations
 
@@ -41,6 +41,11 @@ def _context(numbers: Mapping) -> str:
     return next(iter(contexts)) if len(contexts) == 1 else ""
 
 
+def _mixed_cpus(system: Mapping, unit: str) -> bool:
+    """Whether a bar's CPU seconds were left out because its runs trained on several CPU kinds."""
+    return unit == "cpu_seconds" and len(system.get("cpu_kinds") or []) > 1
+
+
 def _ratio(ax, x: float, height: float | None, ratio: float | None) -> None:
     ax.text(x, height or 0, "n/a" if ratio is None else f"×{ratio:.1f}", ha="center", va="bottom", fontsize=8,
             fontweight="bold")
@@ -52,7 +57,9 @@ def _own_bar(ax, x: float, entry: Mapping, unit: str) -> str:
     error = None if own is None or own["n"] < 2 else [[own["half_width"]], [own["half_width"]]]
     ax.bar(x, height or 0, 0.8, yerr=error, capsize=3, color=color(entry["objective"], entry["in_batch"]),
            edgecolor="black", linewidth=0.5)
-    if height is None and unit == "steps":
+    if _mixed_cpus(entry, unit):
+        ax.text(x, 0, "seeds on\nseveral CPUs", ha="center", va="bottom", fontsize=7)
+    elif height is None and unit == "steps":
         reached = entry["to_target"]
         ax.text(x, 0, f"reached by\n{reached['n_reached']} of {reached['n_seeds']}\nseeds", ha="center", va="bottom",
                 fontsize=7)
@@ -69,7 +76,8 @@ def _sweep_bar(ax, x: float, sweep: Mapping, in_batch: str, unit: str) -> str:
         bottom += part[unit] or 0
     _ratio(ax, x, sweep["cost"][unit], sweep["speedup"][unit])
     n = len(sweep["taus"])
-    return f"static sweep\n({n} τ value{'s' * (n != 1)})\n{_fmt(sweep['cost'][unit], unit)}"
+    mixed = "\n(several CPUs)" if _mixed_cpus(sweep, unit) else ""
+    return f"static sweep\n({n} τ value{'s' * (n != 1)})\n{_fmt(sweep['cost'][unit], unit)}{mixed}"
 
 
 def _reference_bar(ax, x: float, ref: Mapping, unit: str) -> str:
@@ -78,13 +86,16 @@ def _reference_bar(ax, x: float, ref: Mapping, unit: str) -> str:
     ax.bar(x, teacher, 0.8, color="white", edgecolor="black", hatch="///", linewidth=0.5)
     ax.bar(x, (cost - teacher) if cost is not None else 0, 0.8, bottom=teacher, color=color("margin_mse"),
            edgecolor="black", linewidth=0.5)
-    if cost is None:
+    if _mixed_cpus(ref, unit):
+        _ratio(ax, x, teacher, None)
+    elif cost is None:
         reached = ref["to_target"]
         ax.text(x, teacher, f"reached by\n{reached['n_reached']} of {reached['n_seeds']}\nseeds", ha="center",
                 va="bottom", fontsize=7)
     else:
         _ratio(ax, x, cost, ref["speedup"][unit])
-    return _name(ref) + ("\n(+ teacher)" if unit == "cpu_seconds" else "") + f"\n{_fmt(cost, unit)}"
+    mixed = "\n(several CPUs)" if _mixed_cpus(ref, unit) else ""
+    return _name(ref) + ("\n(+ teacher)" if unit == "cpu_seconds" else "") + f"\n{_fmt(cost, unit)}{mixed}"
 
 
 def _panel(ax, numbers: Mapping, unit: str, title: str) -> None:
@@ -130,7 +141,8 @@ def draw(numbers: Mapping, png: PathLike, pdf: PathLike) -> None:
     held = f", held for {numbers['hold']} validations" if numbers.get("hold", 1) > 1 else ""
     fig.suptitle(f"Cost to reach validation {TEST_MEASURE}" + (f" ≥ {target:.3f}{held}" if target is not None else "")
                  + f" (full training data{', ' + context if context else ''})\n×: cost relative to the self-distilled "
-                 "run; a static sweep costs the full training of every τ\nCPU seconds = job CPU time per step × steps",
+                 "run; a static sweep costs the full training of every τ\nCPU seconds = job CPU time per step × steps, "
+                 "compared only between runs on one CPU kind",
                  fontsize=9)
     save_figure(fig, png, pdf)
 

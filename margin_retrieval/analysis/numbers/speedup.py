@@ -10,6 +10,8 @@ target (the first validation from which ``hold`` validations in a row stay at or
 batching and fraction, ``train_logs.full_runs``), whose cost is the **full** training of every τ tried (a sweep
 must train them all; with seeds, each τ's cost averaged over its seeds, then summed over τ); and the reference
 (Margin-MSE): its cost to the target plus, in CPU seconds, the teacher's scoring of the training triples.
+CPU seconds are compared only where every run of a comparison was trained on one CPU kind (a slower CPU is not a
+costlier method): otherwise they are None there and ``cpu_kinds`` names the kinds; steps and triples still compare.
 Speed-up = cost / self-distilled cost to target, per unit. Beside the full sweep, the steps of a successive-halving
 search over its τ, replayed from their logged curves (``halving``), for a sweep as a practitioner would run it.
 """
@@ -36,6 +38,21 @@ def _cpu_per_step(run: Mapping) -> float | None:
     steps = total_steps(run)
     cpu = benchmark.get("cpu_seconds")
     return cpu / steps if cpu is not None and steps > 0 else None
+
+
+def cpu_kinds(runs: Sequence[Mapping]) -> list[str]:
+    """The CPUs the runs were trained on, as far as their logs or the archive name them."""
+    return sorted({run["cpu"] for run in runs if run.get("cpu")})
+
+
+def _one_cpu_kind(comparison: dict, runs: Sequence[Mapping]) -> None:
+    """Name the CPU kinds of a comparison's runs (the self-distilled seeds and the compared runs); with several,
+    its CPU-second cost, speed-up and per-τ parts are not comparable and become None."""
+    comparison["cpu_kinds"] = cpu_kinds(runs)
+    if len(comparison["cpu_kinds"]) > 1:
+        comparison["cost"]["cpu_seconds"] = comparison["speedup"]["cpu_seconds"] = None
+        for part in comparison.get("per_tau", {}).values():
+            part["cpu_seconds"] = None
 
 
 def _curve(run: Mapping) -> list[tuple[int, float]]:
@@ -155,8 +172,8 @@ def speedup_numbers(runs: Sequence[dict], teacher_cpu_seconds: float | None = No
     """The speed-up comparison at full data (module docstring). A run reaches the target where ``hold`` validations
     in a row are at or above it. ``target`` None: the lowest, over the compared variants (self-distilled, best static
     τ per sweep, reference), of the mean over seeds of the highest level a run holds that long, so each reaches it on
-    average. Speed-ups are None where undefined (target not reached by every seed, no CPU time,
-    or reached before any training at step 0)."""
+    average. Speed-ups are None where undefined (target not reached by every seed, no CPU time, CPU seconds of
+    several CPU kinds, or reached before any training at step 0)."""
     full = full_runs(runs)
     variants = by_variant([r for r in full if r["objective"] in SELF_DISTILLED])
     sweeps: dict[str, list[dict]] = {}
@@ -178,15 +195,19 @@ def speedup_numbers(runs: Sequence[dict], teacher_cpu_seconds: float | None = No
         own = _summary([cost_to_target(r, target, hold) for r in seeds])
         entry = {"label": seeds[0]["label"], "objective": seeds[0]["objective"], "in_batch": seeds[0]["in_batch"],
                  "best_value": mean_best(seeds), "to_target": own, "total": [total_cost(r) for r in seeds],
-                 "static_sweep": None, "reference": None}
+                 "cpu_kinds": cpu_kinds(seeds), "static_sweep": None, "reference": None}
+        if len(entry["cpu_kinds"]) > 1:
+            own["cpu_seconds"] = None  # its seeds' CPU seconds were counted on different CPUs
         if own["n_reached"] < own["n_seeds"]:
             own = {unit: None for unit in UNITS}  # not every seed reached it: no fair mean cost
         if _mean(own, "steps") == 0:
             entry["note"] = "target reached by the untrained model (step 0); speed-ups undefined"
         if sweeps.get(entry["in_batch"]):
             entry["static_sweep"] = _sweep(sweeps[entry["in_batch"]], entry["in_batch"], target, hold, own)
+            _one_cpu_kind(entry["static_sweep"], [*seeds, *sweeps[entry["in_batch"]]])
         if reference:
             entry["reference"] = _reference(reference, target, hold, teacher_cpu_seconds, own)
+            _one_cpu_kind(entry["reference"], [*seeds, *reference])
         numbers["variants"].append(entry)
     return numbers
 

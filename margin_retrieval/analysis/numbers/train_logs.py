@@ -56,7 +56,8 @@ def read_benchmark(path: PathLike | None) -> dict | None:
 def load_runs(runs: pd.DataFrame | Sequence[Mapping]) -> list[dict]:
     """Training runs with their logs, from the trained rows of the systems manifest (columns as
     ``systems.read_manifest``; ``train_log`` and optionally ``train_benchmark`` paths). Each result is the run's
-    columns plus ``variant``, ``label``, ``train``, ``validation``, ``end`` and ``benchmark``."""
+    columns plus ``variant``, ``label``, ``train``, ``validation``, ``end``, ``benchmark`` and ``cpu`` (the CPU its
+    log names, else the manifest's, else None)."""
     frame = runs if isinstance(runs, pd.DataFrame) else pd.DataFrame([normalise(r) for r in runs])
     frame = trained_runs(frame) if "kind" in frame else frame
     varying = varying_columns(frame)
@@ -64,8 +65,10 @@ def load_runs(runs: pd.DataFrame | Sequence[Mapping]) -> list[dict]:
     for run in frame.to_dict("records"):
         if blank(run.get("train_log")):
             raise ValueError(f"systems manifest: {run['system']} has no training log")
-        loaded.append({**run, "variant": variant_id(run["system"]), **read_train_log(run["train_log"]),
+        log = read_train_log(run["train_log"])
+        loaded.append({**run, "variant": variant_id(run["system"]), **log,
                        "benchmark": read_benchmark(run.get("train_benchmark")),
+                       "cpu": (log["start"] or {}).get("cpu") or run.get("cpu") or None,
                        "label": system_label({**run, "kind": "trained"}, varying=varying)})
     return loaded
 
