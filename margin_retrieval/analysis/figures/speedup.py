@@ -1,7 +1,8 @@
 """Bars of the cost to reach the validation target, in training steps (top) and CPU seconds (bottom): each
 self-distilled variant (error bar: 95% interval over seeds), the static sweep (stacked by τ: every τ trained in
 full) and Margin-MSE (cost to target; in CPU seconds plus the teacher's scoring, hatched), with the speed-ups
-printed; a CPU-seconds bar whose runs trained on several CPU kinds is left empty and says so. The numbers come from ``numbers.speedup`` and are also written as JSON and TSV."""
+printed; a CPU-seconds bar whose runs trained on several CPU kinds is left empty and says so. The numbers come from
+``numbers.speedup`` and are also written as JSON and TSV."""
 
 from __future__ import annotations
 
@@ -141,8 +142,8 @@ def draw(numbers: Mapping, png: PathLike, pdf: PathLike) -> None:
     held = f", held for {numbers['hold']} validations" if numbers.get("hold", 1) > 1 else ""
     fig.suptitle(f"Cost to reach validation {TEST_MEASURE}" + (f" ≥ {target:.3f}{held}" if target is not None else "")
                  + f" (full training data{', ' + context if context else ''})\n×: cost relative to the self-distilled "
-                 "run; a static sweep costs the full training of every τ\nCPU seconds = job CPU time per step × steps, "
-                 "compared only between runs on one CPU kind",
+                 "run; a static sweep costs the full training of every τ\nCPU seconds = job CPU time per step × "
+                 "steps, compared only between runs on one CPU kind",
                  fontsize=9)
     save_figure(fig, png, pdf)
 
