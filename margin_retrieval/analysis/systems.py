@@ -27,6 +27,7 @@ PathLike = str | os.PathLike
 VARIANT_COLUMNS = ("kind", "model", "objective", "in_batch", "tau", "fraction", "negatives", "batching", "lr")
 EXPERIMENT_COLUMNS = (*VARIANT_COLUMNS, "seed")
 PATH_COLUMNS = ("aggregate", "per_query", "train_log", "train_benchmark")
+TEXT_COLUMNS = (*PATH_COLUMNS, "cpu")  # read as strings, empty where a system has none
 DEFAULT_SEED = 0
 DEFAULT_BATCHING = "random"
 OBJECTIVE_ORDER = ("margin_mse", "infonce", "static", "adaptive", "distributed")
@@ -87,10 +88,10 @@ def read_manifest(path: PathLike) -> pd.DataFrame:
     ``cpu`` column (the CPU an archived run trained on; empty for the rest)."""
     content = read_json(path)
     rows = [normalise(record, content.get("negatives_default", "")) for record in content["systems"]]
-    columns = ["collection", "system", "variant", *EXPERIMENT_COLUMNS, *PATH_COLUMNS, "cpu"]
-    frame = pd.DataFrame([{**{c: "" for c in (*PATH_COLUMNS, "cpu")}, **row, "variant": variant_id(row["system"])}
+    columns = ["collection", "system", "variant", *EXPERIMENT_COLUMNS, *TEXT_COLUMNS]
+    frame = pd.DataFrame([{**{c: "" for c in TEXT_COLUMNS}, **row, "variant": variant_id(row["system"])}
                           for row in rows], columns=columns)
-    for column in (*PATH_COLUMNS, "cpu"):
+    for column in TEXT_COLUMNS:
         frame[column] = frame[column].fillna("").astype(str)
     return frame
 
