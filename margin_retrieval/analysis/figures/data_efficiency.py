@@ -5,6 +5,7 @@ equivalence band, and the zero-shot models as horizontal lines; the smallest fra
 
 from __future__ import annotations
 
+import textwrap
 from typing import Mapping
 
 import pandas as pd
@@ -93,7 +94,10 @@ def draw(results: pd.DataFrame, png: PathLike, pdf: PathLike, margin: float, ref
             ha="left", va="bottom", fontsize=8, bbox={"boxstyle": "round", "facecolor": "white", "edgecolor": "#999999"})
     ax.set_xlabel("training data (% of training queries, log scale)")
     ax.set_ylabel(f"test {measure} (higher is better)")
-    ax.set_title(f"Data efficiency on {collection_of(results, collection)}" + (f"\n{budget}" if budget else ""))
+    # The budget is wrapped to the axes width: the legend sits right of the axes, so one long line would run
+    # off the left edge of the figure.
+    title = [f"Data efficiency on {collection_of(results, collection)}", *textwrap.wrap(budget or "", 60)]
+    ax.set_title("\n".join(title))
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     save_figure(fig, png, pdf)
