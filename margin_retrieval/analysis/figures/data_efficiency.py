@@ -94,9 +94,10 @@ def draw(results: pd.DataFrame, png: PathLike, pdf: PathLike, margin: float, ref
             ha="left", va="bottom", fontsize=8, bbox={"boxstyle": "round", "facecolor": "white", "edgecolor": "#999999"})
     ax.set_xlabel("training data (% of training queries, log scale)")
     ax.set_ylabel(f"test {measure} (higher is better)")
-    # The budget is wrapped to the axes width: the legend sits right of the axes, so one long line would run
-    # off the left edge of the figure.
-    title = [f"Data efficiency on {collection_of(results, collection)}", *textwrap.wrap(budget or "", 60)]
+    # The budget is wrapped to 62 characters, about the axes width when the widest legend of the grids sits right
+    # of the axes: one long line would run off the left edge of the figure, and the default's one-line budget
+    # (61 characters) stays on one line.
+    title = [f"Data efficiency on {collection_of(results, collection)}", *textwrap.wrap(budget or "", 62)]
     ax.set_title("\n".join(title))
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
